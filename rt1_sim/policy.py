@@ -1,6 +1,7 @@
 """The one Policy protocol every controller implements: scripted expert, random policy and RT-1.
 
-`reset()` at the start of each episode, `act(obs) -> action` every control step, numpy in and numpy out: the
+`reset(instruction)` at the start of each episode (the env's instruction string, from `info["instruction"]`;
+policies that need no language ignore it), `act(obs) -> action` every control step, numpy in and numpy out: the
 observation dict of `envs.PandaPickEnv` in, a flat float32 action of `envs.spaces.ACTION_SIZE` values out.
 """
 
@@ -17,8 +18,8 @@ from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SLICES
 class Policy(Protocol):
     """Anything that can drive the env for one episode at a time."""
 
-    def reset(self) -> None:
-        """Forget everything about the previous episode."""
+    def reset(self, instruction: str | None = None) -> None:
+        """Forget everything about the previous episode; `instruction` is the new episode's task."""
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Return the flat action (float32, ACTION_SIZE) for the current observation."""
@@ -31,7 +32,7 @@ class RandomPolicy:
         self._seed = seed
         self._rng = np.random.default_rng(seed)
 
-    def reset(self) -> None:
+    def reset(self, instruction: str | None = None) -> None:
         pass
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
