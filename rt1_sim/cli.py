@@ -1,0 +1,37 @@
+"""`rt1-sim collect | train | eval | bench`: the command line.
+
+Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`; this file
+only dispatches, importing a module when its subcommand is used (so `rt1-sim collect` never imports torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+SUBCOMMANDS = {
+    "collect": ("rt1_sim.collect", "collect scripted-expert demonstrations into a dataset (IO layout)"),
+    "train": ("rt1_sim.train", "train RT-1 on a dataset"),
+    "eval": ("rt1_sim.evaluate", "closed-loop evaluation of a policy: success rate with a 95% interval"),
+    "bench": ("rt1_sim.bench", "run the benchmarks in benchmarks/ and print their ratios"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="rt1-sim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # only the chosen subcommand's module is imported
+            importlib.import_module(module_name).add_arguments(sub_parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
