@@ -1,0 +1,262 @@
+"""Episodes on disk in the IO reproduction's layout (see README "Dataset layout"), written atomically, read strictly.
+
+```
+<root>/<view>/dataset_info.json         {"episode_length": [L0, L1, ...]}
+<root>/<view>/data_000/rgb/image_001.png  ...  (one per frame)
+<root>/<view>/data_000/results.csv        actions, one row per frame   (IO's `result.csv` is read too)
+<root>/<view>/data_000/results_raw.csv    joints + cube pose + task      (IO's `result_raw.csv` is read too)
+<root>/<view>/data_000/episode.json       seed, instruction, success, steps (ours; optional when reading)
+```
+No torch here: collection and evaluation recording use this module; training reads through it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from envs.spaces import (ACTION_COLUMNS, ACTION_SIZE, ACTION_SLICES, DATASET_INFO_FILE, EPISODE_DIR, EPISODE_META_FILE,
+                         IMAGE_NAME, JOINT_COLUMNS, OBJECT_POSE_COLUMNS, RAW_COLUMNS, RAW_FILES, RESULTS_COLUMNS,
+                         RESULTS_FILES, RGB_DIR, TASK_COLUMN)
+
+TMP_PREFIX = ".tmp_"
+RAW_STATE_SIZE = len(JOINT_COLUMNS) + len(OBJECT_POSE_COLUMNS)
+PNG_COMPRESS_LEVEL = 1  # fast to write; PNG stays lossless
+
+
+class DatasetError(ValueError):
+    """A dataset on disk is missing something or is malformed; the message names the file and the problem."""
+
+
+@dataclass
+class Episode:
+    """One episode in memory. Frame i of every view pairs with action i (commanded after seeing it) and raw state i."""
+
+    images: dict[str, np.ndarray]  # view -> (L, H, W, 3) uint8
+    actions: np.ndarray  # (L, ACTION_SIZE) float32
+    raw_states: np.ndarray  # (L, RAW_STATE_SIZE) float64: 9 joints, cube xyz + xyzw quaternion
+    instruction: str
+    meta: dict[str, Any] = field(default_factory=dict)  # seed, success, steps, ... (JSON-serialisable)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+class EpisodeRecorder:
+    """A rollout `on_step` callback that keeps every observed frame with its action and raw state."""
+
+    def __init__(self, views: Sequence[str]) -> None:
+        self.views = tuple(views)
+        self.frames: dict[str, list[np.ndarray]] = {v: [] for v in self.views}
+        self.actions: list[np.ndarray] = []
+        self.raw_states: list[np.ndarray] = []
+
+    def __call__(self, obs: dict[str, np.ndarray], info: dict[str, Any], action: Optional[np.ndarray]) -> None:
+        if action is None:  # the final observation has no action: IO's layout keeps one row per acted-on frame
+            return
+        for v in self.views:
+            self.frames[v].append(np.array(obs[v], copy=True))
+        self.actions.append(np.asarray(action, dtype=np.float32))
+        self.raw_states.append(np.asarray(info["raw_state"], dtype=np.float64))
+
+    def episode(self, instruction: str, meta: dict[str, Any]) -> Episode:
+        return Episode(images={v: np.stack(f) for v, f in self.frames.items()}, actions=np.stack(self.actions),
+                       raw_states=np.stack(self.raw_states), instruction=instruction, meta=dict(meta))
+
+
+# ---------------------------------------------------------------- writing
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_episode_dir(folder: Path, view: str, episode: Episode) -> None:
+    """Write one view of an episode into `folder` (which must not exist yet): frames, both CSVs, metadata."""
+    (folder / RGB_DIR).mkdir(parents=True)
+    for i, frame in enumerate(episode.images[view]):
+        Image.fromarray(frame).save(folder / RGB_DIR / IMAGE_NAME.format(i + 1), compress_level=PNG_COMPRESS_LEVEL)
+    pd.DataFrame(episode.actions.astype(np.float64), columns=list(RESULTS_COLUMNS)).to_csv(
+        folder / RESULTS_FILES[0], index=False, float_format="%.9g")
+    raw = pd.DataFrame(episode.raw_states, columns=list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS))
+    raw[TASK_COLUMN] = episode.instruction.replace(" ", "_")
+    raw.to_csv(folder / RAW_FILES[0], index=False, float_format="%.9g")
+    meta = {"instruction": episode.instruction, "steps": len(episode), **episode.meta}
+    (folder / EPISODE_META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+
+def staging_dirs(root: Path, views: Sequence[str], tag: str) -> dict[str, Path]:
+    """Per-view temporary episode folders (hidden, so readers never see them)."""
+    return {v: Path(root) / v / f"{TMP_PREFIX}{tag}" for v in views}
+
+
+def stage_episode(root: Path, views: Sequence[str], tag: str, episode: Episode) -> dict[str, Path]:
+    """Write an episode into hidden per-view staging folders; `commit_episode` makes it visible."""
+    dirs = staging_dirs(root, views, tag)
+    for v, d in dirs.items():
+        if d.exists():
+            shutil.rmtree(d)
+        write_episode_dir(d, v, episode)
+    return dirs
+
+
+def commit_episode(root: Path, views: Sequence[str], staged: dict[str, Path], index: int) -> None:
+    """Rename staged folders to `data_{index}`; the first view last, so its presence marks a whole episode."""
+    for v in list(views[1:]) + [views[0]]:
+        os.replace(staged[v], Path(root) / v / EPISODE_DIR.format(index))
+
+
+def discard_staged(staged: dict[str, Path]) -> None:
+    for d in staged.values():
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def write_dataset_info(root: Path, views: Sequence[str], lengths: Sequence[int]) -> None:
+    """`dataset_info.json` in every view folder (IO reads the first), written atomically."""
+    text = json.dumps({"episode_length": [int(n) for n in lengths]})
+    for v in views:
+        _atomic_write_text(Path(root) / v / DATASET_INFO_FILE, text)
+
+
+def write_episode(root: Path, views: Sequence[str], index: int, episode: Episode) -> None:
+    """Stage and commit one episode as `data_{index}` (no dataset_info update: see `write_dataset_info`)."""
+    commit_episode(root, views, stage_episode(root, views, f"ep{index}", episode), index)
+
+
+def clean_incomplete(root: Path, views: Sequence[str]) -> list[int]:
+    """Remove staging leftovers and episodes missing from some view (a kill mid-commit); return whole indices."""
+    root = Path(root)
+    per_view: dict[str, set[int]] = {}
+    for v in views:
+        vdir = root / v
+        vdir.mkdir(parents=True, exist_ok=True)
+        for p in vdir.iterdir():
+            if p.name.startswith(TMP_PREFIX):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        per_view[v] = {_episode_index(p) for p in vdir.iterdir() if _episode_index(p) is not None}
+    whole = set.intersection(*per_view.values()) if per_view else set()
+    for v, indices in per_view.items():
+        for i in indices - whole:
+            shutil.rmtree(root / v / EPISODE_DIR.format(i))
+    return sorted(whole)
+
+
+def _episode_index(path: Path) -> Optional[int]:
+    prefix = EPISODE_DIR.split("{")[0]
+    if path.is_dir() and path.name.startswith(prefix) and path.name[len(prefix):].isdigit():
+        return int(path.name[len(prefix):])
+    return None
+
+
+# ---------------------------------------------------------------- reading
+def _find(folder: Path, names: Sequence[str]) -> Path:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise DatasetError(f"{folder}: missing {' or '.join(names)}")
+
+
+def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[0]})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {missing}")
+    numeric = [c for c in columns if c != TASK_COLUMN]
+    bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(df[c]) or df[c].isna().any()]
+    if bad:
+        raise DatasetError(f"{path}: non-numeric or empty values in column(s) {bad}")
+    return df
+
+
+def list_episodes(root: Path, views: Sequence[str]) -> list[int]:
+    """Episode lengths from `dataset_info.json` of the first view, checked against the episode folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder does not exist")
+    for v in views:
+        if not (root / v).is_dir():
+            raise DatasetError(f"{root / v}: camera view folder {v!r} does not exist")
+    info_path = root / views[0] / DATASET_INFO_FILE
+    try:
+        lengths = json.loads(info_path.read_text())["episode_length"]
+    except FileNotFoundError:
+        raise DatasetError(f"{info_path}: missing (it lists every episode's length)") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DatasetError(f"{info_path}: expected {{\"episode_length\": [...]}} ({e})") from None
+    if not all(isinstance(n, int) and n > 0 for n in lengths):
+        raise DatasetError(f"{info_path}: episode_length must be a list of positive integers")
+    return [int(n) for n in lengths]
+
+
+def read_episode(root: Path, views: Sequence[str], index: int, expected_length: int | None = None) -> Episode:
+    """Load and validate one episode; any problem is a DatasetError naming the episode folder."""
+    root = Path(root)
+    first = root / views[0] / EPISODE_DIR.format(index)
+    if not first.is_dir():
+        raise DatasetError(f"{first}: episode folder missing")
+    results = _read_csv(_find(first, RESULTS_FILES), [c for c in RESULTS_COLUMNS if c != "terminate_episode"])
+    raw = _read_csv(_find(first, RAW_FILES), JOINT_COLUMNS + OBJECT_POSE_COLUMNS)
+    length = len(results)
+    if len(raw) != length:
+        raise DatasetError(f"{first}: {RESULTS_FILES[0]} has {length} rows but {RAW_FILES[0]} has {len(raw)}")
+    if expected_length is not None and length != expected_length:
+        raise DatasetError(f"{first}: {length} rows, but {DATASET_INFO_FILE} says {expected_length}")
+    actions = np.zeros((length, ACTION_SIZE), np.float32)
+    for name, columns in ACTION_COLUMNS.items():
+        if name == "terminate_episode" and columns[0] not in results.columns:
+            # IO's datasets carry no terminate label: the last frame of an episode is where it ends.
+            actions[-1, ACTION_SLICES[name]] = 1.0
+            continue
+        actions[:, ACTION_SLICES[name]] = results[list(columns)].to_numpy(np.float32)
+    meta_path = first / EPISODE_META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if TASK_COLUMN in raw.columns:
+        instruction = str(raw[TASK_COLUMN].iloc[0]).replace("_", " ")
+    else:
+        instruction = meta.get("instruction", "")
+    images = {}
+    for v in views:
+        folder = root / v / EPISODE_DIR.format(index)
+        images[v] = _read_frames(folder, length)
+    return Episode(images=images, actions=actions, raw_states=raw[list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS)]
+                   .to_numpy(np.float64), instruction=instruction, meta=meta)
+
+
+def _frame_paths(folder: Path, length: int) -> list[Path]:
+    rgb = folder / RGB_DIR
+    if not rgb.is_dir():
+        raise DatasetError(f"{folder}: missing {RGB_DIR}/ folder")
+    paths = sorted(rgb.glob("*.png"))
+    if len(paths) != length:
+        expected = {IMAGE_NAME.format(i + 1) for i in range(length)}
+        missing = sorted(expected - {p.name for p in paths})
+        detail = f"missing {missing[:3]}" if missing else "extra frames"
+        raise DatasetError(f"{folder}: {len(paths)} frames in {RGB_DIR}/ but the CSVs have {length} rows ({detail})")
+    return paths
+
+
+def _read_frames(folder: Path, length: int) -> np.ndarray:
+    frames = []
+    for p in _frame_paths(folder, length):
+        try:
+            with Image.open(p) as im:
+                frames.append(np.asarray(im.convert("RGB")))
+        except OSError as e:
+            raise DatasetError(f"{p}: unreadable image ({e})") from None
+    if len({f.shape for f in frames}) != 1:
+        raise DatasetError(f"{folder}: frames differ in size")
+    return np.stack(frames)  # (L, H, W, 3) uint8
