@@ -1,0 +1,66 @@
+"""The one place where numpy observations become torch tensors (policy and training Dataset both use it).
+
+Images stay uint8 HWC until here; here they are checked and become float32 CHW in [0, 1] (ImageNet
+normalisation happens inside the network). Proprioception is the concatenation of `envs.spaces.PROPRIO_SIZES`
+in table order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from envs.spaces import PROPRIO_SIZES
+
+PROPRIO_SIZE: int = sum(PROPRIO_SIZES.values())  # 17: ee_pos 3, ee_orn 4, gripper 1, joint_pos 9
+
+
+def images_to_tensor(
+    images: np.ndarray | torch.Tensor, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """uint8 images (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1] on `device` (converted after the move,
+    so only uint8 bytes travel)."""
+    if images.dtype not in (np.uint8, torch.uint8):
+        raise TypeError(f"images must be uint8, got {images.dtype}")
+    if images.ndim < 3 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (..., H, W, 3) RGB, got shape {tuple(images.shape)}")
+    tensor = torch.as_tensor(images).to(device)
+    return tensor.movedim(-1, -3).float().div_(255.0)  # (..., 3, H, W)
+
+
+def proprio_to_array(obs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """float32 (..., PROPRIO_SIZE): an observation's PROPRIO_SIZES entries, concatenated in table order."""
+    parts = []
+    for key, size in PROPRIO_SIZES.items():
+        if key not in obs:
+            raise KeyError(f"observation lacks {key!r} (needed for proprioception); has {sorted(obs)}")
+        value = np.asarray(obs[key], np.float32)
+        if value.shape[-1:] != (size,):
+            raise ValueError(f"observation {key!r} has shape {value.shape}, expected (..., {size})")
+        parts.append(value)
+    return np.concatenate(parts, axis=-1)
+
+
+def stack_observations(observations: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """A list of per-env observation dicts -> one dict of arrays with a leading env axis."""
+    return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+
+
+def observation_to_tensors(
+    obs: Mapping[str, np.ndarray],
+    cam_view: Sequence[str],
+    device: torch.device | str | None = None,
+    using_proprioception: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Observation dict whose arrays share leading dims (...) -> (images (..., V, 3, H, W) float32 in [0, 1]
+    with the cameras in `cam_view` order, proprio (..., PROPRIO_SIZE) float32 or None)."""
+    missing = [c for c in cam_view if c not in obs]
+    if missing:
+        raise KeyError(f"observation lacks camera(s) {missing}; has {sorted(obs)}")
+    images = images_to_tensor(np.stack([np.asarray(obs[c]) for c in cam_view], axis=-4), device)
+    proprio = None
+    if using_proprioception:
+        proprio = torch.as_tensor(proprio_to_array(obs)).to(device)
+    return images, proprio
