@@ -8,10 +8,14 @@ size is a field: presets differ only in values, never in code paths. `cam_view`,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Mapping
+import json
+import types
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 # EfficientNet compound-scaling coefficients (width, depth) of the published variants. Resolution is a
 # separate field (`image_height`, `image_width`) because the env renders at whatever size the preset asks for.
@@ -172,3 +176,178 @@ def get_preset(name: str, **overrides: Any) -> NetworkConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown network preset {name!r}; choose one of {sorted(PRESETS)}")
     return NetworkConfig.from_dict(overrides, base=PRESETS[name], source=f"overrides of preset {name!r}")
+
+
+# ---- strict JSON -> frozen dataclass loading, shared by every config (EvalConfig below; TrainConfig too) ----
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A config file or `--set` override is wrong; the message names the key and the file (or override)."""
+
+
+def config_from_dict(cls: type[C], data: Any, source: str, prefix: str = "") -> C:
+    """Build dataclass `cls` from plain JSON data: every key must be a field (nested dataclasses recurse) and
+    every value must fit the field's annotation; missing keys keep their defaults. Errors name the dotted key
+    and `source` (the file)."""
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {where} must be a JSON object, got {data!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    values = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key {prefix + key!r}; valid keys in {where}: {names}")
+        values[key] = _check_value(value, hints[key], prefix + key, source)
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:  # the dataclass's own __post_init__ validation
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _check_value(value: Any, hint: Any, key: str, source: str) -> Any:
+    """`value` converted to the annotated type (JSON lists -> tuples, ints -> floats), or a ConfigError."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        return config_from_dict(hint, value, source, key + ".")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _check_value(value, option, key, source)
+            except ConfigError:
+                continue
+    elif hint is bool and isinstance(value, bool):
+        return value
+    elif hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif hint is str and isinstance(value, str):
+        return value
+    elif origin is tuple and isinstance(value, (list, tuple)):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check_value(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
+        if len(value) == len(args):
+            return tuple(_check_value(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+    elif (hint is dict or origin is dict) and isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        item = args[1] if args else Any
+        return {k: _check_value(v, item, f"{key}.{k}", source) for k, v in value.items()}
+    raise ConfigError(f"{source}: key {key!r} must be {_type_name(hint)}, got {value!r}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`a.b=value` -> ("a.b", value), the value read as JSON if it parses, else kept as a string (`name=random`)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected key.path=value")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any, text: str) -> dict[str, Any]:
+    """A copy of `data` with the dotted `key` set; intermediate objects are created if missing."""
+    out = copy.deepcopy(data)
+    node = out
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {text!r}: {'.'.join(parts[:i + 1])!r} is not an object")
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = ()) -> C:
+    """Read `cls` from a JSON file (None: the defaults), then apply `--set key.path=value` overrides in order.
+    Unknown keys and wrong types raise ConfigError naming the key and the file or override."""
+    data: dict[str, Any] = {}
+    source = "the defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: no such config file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{source}: not valid JSON ({e})") from None
+    config = config_from_dict(cls, data, source)
+    for text in overrides:
+        key, value = parse_override(text)
+        data = _set_dotted(data, key, value, text)
+        config = config_from_dict(cls, data, f"--set {text} (over {source})")
+    return config
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-ready dict of a config dataclass (tuples become lists), the inverse of `config_from_dict`."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+# ---- evaluation suites (eval_configs/*.json) ----
+# Collection uses seeds from 0 upward (`rt1-sim collect --seed 0`); evaluation scenes start far above, so a
+# policy is never scored on the scenes it was trained on.
+EVAL_SEED_START = 1_000_000
+
+
+@dataclass(frozen=True)
+class EvalPolicyConfig:
+    """Which policy a suite evaluates, and how it acts."""
+
+    # "auto": the bundled RT-1 checkpoint if present, else the scripted expert; "scripted"; "random"; or the path
+    # of an RT-1 checkpoint (.pt), which carries its own model config.
+    name: str = "auto"
+    terminate_on_action: bool = True  # the policy's terminate output ends the episode, as in the RT-1 paper
+    expert_noise: float = 0.0  # scripted expert's action noise, fraction of the action bounds
+    seed: int = 0  # seeds the random policy and the expert's noise, combined with each episode's seed
+    device: str = "cpu"  # where an RT-1 policy runs
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("policy.name must not be empty")
+        if self.expert_noise < 0:
+            raise ValueError(f"policy.expert_noise must be >= 0, got {self.expert_noise}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """An evaluation suite: the scenes (PandaPick-v0 options, seeds), the episode limit and the policy.
+
+    Episode k uses env seed `seed_start + k`, so every policy is scored on identical scenes.
+    """
+
+    name: str = "default"
+    description: str = ""
+    episodes: int = 100
+    seed_start: int = EVAL_SEED_START
+    max_steps: int | None = None  # None: the env's registered limit (envs.MAX_EPISODE_STEPS)
+    env_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # PandaPickEnv keyword options
+    policy: EvalPolicyConfig = dataclasses.field(default_factory=EvalPolicyConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name must not be empty")
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if self.seed_start < 0:
+            raise ValueError(f"seed_start must be >= 0, got {self.seed_start}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if "terminate_on_action" in self.env_options:
+            raise ValueError("set policy.terminate_on_action, not env_options.terminate_on_action")
+
+    @property
+    def seeds(self) -> range:
+        return range(self.seed_start, self.seed_start + self.episodes)
