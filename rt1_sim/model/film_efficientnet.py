@@ -1,0 +1,255 @@
+"""FiLM-conditioned EfficientNet: RT-1's image tokenizer trunk.
+
+EfficientNet (B0 stage table, compound-scaled by width/depth multipliers) with a FiLM layer after every MBConv
+block, zero-initialised so the untrained network is the plain EfficientNet; then a 1x1 conv to the token width
+and one more FiLM. The instruction embedding is the FiLM context.
+
+Two layout choices, both for compatibility:
+- Parameter names follow torchvision's `efficientnet_bN().features` (`features.{stage}.{block}.block.{i}...`),
+  so an ImageNet checkpoint in torchvision layout loads with `load_imagenet_weights(path)`; FiLM layers live
+  apart in `films` so they do not disturb those names.
+- Stride-2 convolutions pad TF-style, (k//2 - 1) before and k//2 after, as the TF RT-1 encoder does: every
+  stride-2 layer halves the size rounding down, so 300x300 gives the paper's 9x9 = 81 tokens (torchvision's
+  symmetric padding would give 10x10). Pretrained torchvision weights still apply; the sampling grid moves by
+  one pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rt1_sim.config import EFFICIENTNET_STRIDE2_STAGES, NetworkConfig
+
+log = logging.getLogger(__name__)
+
+# EfficientNet-B0 stages: (expand ratio, kernel, output channels, repeats); stride 2 where the config says so.
+_B0_STAGES: tuple[tuple[int, int, int, int], ...] = (
+    (1, 3, 16, 1),
+    (6, 3, 24, 2),
+    (6, 5, 40, 2),
+    (6, 3, 80, 3),
+    (6, 5, 112, 3),
+    (6, 5, 192, 4),
+    (6, 3, 320, 1),
+)
+_B0_STEM = 32
+# ImageNet statistics the torchvision weights were trained with; applied inside the network so that inputs are
+# plain [0, 1] images everywhere else.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def make_divisible(channels: float, divisor: int = 8) -> int:
+    """Round scaled channels to a multiple of `divisor`, never more than 10% down (EfficientNet's rule)."""
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One MBConv block after scaling."""
+
+    in_channels: int
+    out_channels: int
+    expand_ratio: int
+    kernel: int
+    stride: int
+
+
+def stage_specs(config: NetworkConfig) -> tuple[int, list[list[BlockSpec]], int]:
+    """(stem width, blocks of each kept stage, head width) for a config; head = 4x the last stage's width."""
+    stem = make_divisible(_B0_STEM * config.efficientnet_width_mult)
+    stages: list[list[BlockSpec]] = []
+    channels = stem
+    for index, (expand, kernel, out, repeats) in enumerate(_B0_STAGES[: config.efficientnet_stages], start=1):
+        out_channels = make_divisible(out * config.efficientnet_width_mult)
+        stride = 2 if index in EFFICIENTNET_STRIDE2_STAGES else 1
+        blocks = []
+        for j in range(math.ceil(repeats * config.efficientnet_depth_mult)):
+            blocks.append(BlockSpec(channels, out_channels, expand, kernel, stride if j == 0 else 1))
+            channels = out_channels
+        stages.append(blocks)
+    return stem, stages, 4 * channels
+
+
+class Conv2dSame(nn.Conv2d):
+    """Conv2d with TF's stride-2 padding (k//2 - 1 before, k//2 after); stride 1 pads k//2 on both sides."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, stride: int, groups: int = 1
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding=kernel // 2 if stride == 1 else 0,
+            groups=groups,
+            bias=False,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] == 2:
+            k = self.kernel_size[0]
+            x = F.pad(x, (k // 2 - 1, k // 2, k // 2 - 1, k // 2))
+        return super().forward(x)
+
+
+class ConvBNAct(nn.Sequential):
+    """conv -> BatchNorm -> SiLU (no activation when `act=False`), indexed 0/1/2 as torchvision's."""
+
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True
+    ):
+        layers: list[nn.Module] = [Conv2dSame(cin, cout, kernel, stride, groups), nn.BatchNorm2d(cout)]
+        if act:
+            layers.append(nn.SiLU(inplace=True))
+        super().__init__(*layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """Channel gating from globally pooled features (fc1/fc2 as 1x1 convs with bias, torchvision names)."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
+        scale = torch.sigmoid(self.fc2(F.silu(self.fc1(scale))))
+        return x * scale
+
+
+class MBConv(nn.Module):
+    """Inverted residual block: [1x1 expand] -> depthwise kxk -> squeeze-excitation -> 1x1 project [+ x]."""
+
+    def __init__(self, spec: BlockSpec, drop_path: float) -> None:
+        super().__init__()
+        hidden = spec.in_channels * spec.expand_ratio
+        layers: list[nn.Module] = []
+        if spec.expand_ratio != 1:
+            layers.append(ConvBNAct(spec.in_channels, hidden))
+        layers += [
+            ConvBNAct(hidden, hidden, spec.kernel, spec.stride, groups=hidden),
+            SqueezeExcitation(hidden, max(1, spec.in_channels // 4)),
+            ConvBNAct(hidden, spec.out_channels, act=False),
+        ]
+        self.block = nn.Sequential(*layers)
+        self.residual = spec.stride == 1 and spec.in_channels == spec.out_channels
+        self.drop_path = drop_path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        if not self.residual:
+            return out
+        if self.training and self.drop_path > 0.0:
+            # Stochastic depth: drop the whole residual branch per sample, rescale the survivors.
+            keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.drop_path  # (B, 1, 1, 1)
+            out = out * keep / (1.0 - self.drop_path)
+        return out + x
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation (1 + gamma(c)) * x + beta(c), zero-initialised (identity at start)."""
+
+    def __init__(self, context_size: int, channels: int) -> None:
+        super().__init__()
+        self.gamma = nn.Linear(context_size, channels)
+        self.beta = nn.Linear(context_size, channels)
+        for layer in (self.gamma, self.beta):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W), context (B, E) -> (B, C, H, W)."""
+        gamma = self.gamma(context)[:, :, None, None]  # (B, C, 1, 1)
+        beta = self.beta(context)[:, :, None, None]
+        return (1.0 + gamma) * x + beta
+
+
+class FiLMEfficientNet(nn.Module):
+    """Images (B, 3, H, W) in [0, 1] + context (B, E) -> feature map (B, D, h, w), D the token width."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        stem, stages, head = stage_specs(config)
+        total = sum(len(s) for s in stages)
+        features: list[nn.Module] = [ConvBNAct(3, stem, 3, stride=2)]
+        films: list[nn.Module] = []
+        index = 0
+        for blocks in stages:
+            modules = []
+            for spec in blocks:
+                modules.append(MBConv(spec, config.stochastic_depth_rate * index / total))
+                films.append(FiLM(config.language_embedding_size, spec.out_channels))
+                index += 1
+            features.append(nn.Sequential(*modules))
+        features.append(ConvBNAct(stages[-1][-1].out_channels, head))
+        self.features = nn.Sequential(*features)
+        self.films = nn.ModuleList(films)
+        self.to_tokens = nn.Conv2d(head, config.token_embedding_size_per_image, 1, bias=False)
+        self.film_out = FiLM(config.language_embedding_size, config.token_embedding_size_per_image)
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN)[None, :, None, None], persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD)[None, :, None, None], persistent=False)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, H, W) float in [0, 1], context (B, E) -> (B, D, h, w)."""
+        x = (images - self.mean) / self.std
+        x = self.features[0](x)  # stem
+        films = iter(self.films)
+        for stage in self.features[1:-1]:
+            for block in stage:
+                x = next(films)(block(x), context)
+        x = self.features[-1](x)  # (B, head, h, w)
+        return self.film_out(self.to_tokens(x), context)  # (B, D, h, w)
+
+    @torch.no_grad()
+    def calibrate_batchnorm(self, images: torch.Tensor, context: torch.Tensor) -> None:
+        """Set every BatchNorm's running statistics to those of `images` (B, 3, H, W) and leave the module in
+        eval mode. For untrained weights (benchmarks, tests): with the initial statistics (0, 1) activations
+        shrink block after block until they are denormal, which is both meaningless and slow on CPU."""
+        norms = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calls below
+        self.train()
+        self(images, context)
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        self.eval()
+
+    def load_imagenet_weights(self, path: str | Path) -> None:
+        """Load the `features.*` tensors of a torchvision-layout EfficientNet checkpoint (a plain state_dict,
+        e.g. torchvision's efficientnet_b3 ImageNet file) from a local file; the classifier is ignored. Raises
+        ValueError naming the file if the architecture does not match."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise ValueError(f"{path}: not a state_dict")
+        features = {k: v for k, v in state.items() if k.startswith("features.")}
+        own = {k: v for k, v in self.state_dict().items() if k.startswith("features.")}
+        missing = sorted(set(own) - set(features))
+        unexpected = sorted(set(features) - set(own))
+        mismatched = [k for k in own if k in features and features[k].shape != own[k].shape]
+        if missing or unexpected or mismatched:
+            raise ValueError(
+                f"{path}: EfficientNet weights do not fit this config (missing {missing[:3]}, unexpected "
+                f"{unexpected[:3]}, shape mismatch {mismatched[:3]}); use the matching variant (b3 for paper)"
+            )
+        self.load_state_dict(features, strict=False)
+        log.info("loaded %d EfficientNet tensors from %s", len(features), path)

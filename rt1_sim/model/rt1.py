@@ -1,0 +1,242 @@
+"""RT-1: FiLM-EfficientNet image tokens (+ proprioception tokens) -> causal transformer -> action logits.
+
+Per timestep the transformer sees [camera 0 tokens][camera 1 tokens]...[proprio tokens][action tokens]. Each
+camera keeps its own tokens (IO summed the token sets of its per-camera encoders, which throws away which view
+a token came from; here one shared encoder tokenises every view and the position embedding tells them apart,
+at the price of a longer sequence). Windows are right-aligned: the newest frame is always timestep T-1, and
+earlier, not-yet-seen steps are padding, marked invalid by a (B, T) mask: valid tokens never attend to them
+and the loss ignores them.
+
+`encode_frames` (one frame per sample, all cameras in one batch) and `forward_tokens` (the transformer over a
+window of already-encoded frames) are the two halves of `forward`; the streaming policy caches the former.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from envs.spaces import ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES
+from rt1_sim.config import NetworkConfig
+from rt1_sim.model.action_tokenizer import action_table_rows
+from rt1_sim.model.film_efficientnet import FiLMEfficientNet
+from rt1_sim.model.token_learner import TokenLearner
+from rt1_sim.model.transformer import Transformer, action_read_positions, rt1_attention_mask
+from rt1_sim.preprocess import PROPRIO_SIZE
+
+
+class ProprioTokenizer(nn.Module):
+    """Proprioception (B, T, PROPRIO_SIZE) -> one token per PROPRIO_SIZES entry (B, T, K, D), from inputs
+    standardised with dataset statistics (buffers, saved with the weights; identity until set)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.sizes = tuple(PROPRIO_SIZES.values())
+        self.embed = nn.ModuleList(nn.Linear(size, width) for size in self.sizes)
+        self.register_buffer("mean", torch.zeros(PROPRIO_SIZE))
+        self.register_buffer("std", torch.ones(PROPRIO_SIZE))
+
+    def forward(self, proprio: torch.Tensor) -> torch.Tensor:
+        parts = ((proprio - self.mean) / self.std).split(self.sizes, dim=-1)  # K x (B, T, size)
+        tokens = [embed(p) for embed, p in zip(self.embed, parts, strict=True)]  # K x (B, T, D)
+        return torch.stack(tokens, dim=2)  # (B, T, K, D)
+
+
+class RT1(nn.Module):
+    """The RT-1 network: `forward(images, instruction, valid, proprio, target_tokens) -> (logits, loss)`."""
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        cam_view: Sequence[str] = CAMERA_NAMES,
+        time_sequence_length: int = 6,
+        using_proprioception: bool = False,
+    ) -> None:
+        super().__init__()
+        if isinstance(cam_view, str) or not cam_view or len(set(cam_view)) != len(cam_view):
+            raise ValueError(f"cam_view must be a non-empty list of distinct camera names, got {cam_view!r}")
+        if time_sequence_length < 1:
+            raise ValueError(f"time_sequence_length must be positive, got {time_sequence_length}")
+        self.config = config
+        self.cam_view = tuple(cam_view)
+        self.time_sequence_length = time_sequence_length
+        self.using_proprioception = using_proprioception
+        width = config.token_embedding_size_per_image
+
+        self.image_encoder = FiLMEfficientNet(config)
+        self.token_learner = (
+            TokenLearner(
+                width, config.token_learner_num_tokens, config.token_learner_hidden_size, config.dropout_rate
+            )
+            if config.use_token_learner
+            else None
+        )
+        self.proprio_tokenizer = ProprioTokenizer(width) if using_proprioception else None
+
+        self.tokens_per_frame = len(self.cam_view) * config.tokens_per_image  # image tokens of one timestep
+        self.context_tokens = self.tokens_per_frame + (len(PROPRIO_SIZES) if using_proprioception else 0)
+        self.action_tokens = ACTION_SIZE
+        steps, context, actions = time_sequence_length, self.context_tokens, self.action_tokens
+        self.transformer = Transformer(
+            input_size=width,
+            d_model=config.feed_forward_size,
+            num_layers=config.num_layers,
+            num_heads=config.num_heads,
+            head_size=config.layer_size,
+            vocab_size=config.vocab_size,
+            max_length=steps * (context + actions),
+            dropout=config.dropout_rate,
+        )
+        self.register_buffer("attention_mask", rt1_attention_mask(steps, context, actions), persistent=False)
+        self.register_buffer(
+            "read_positions", action_read_positions(steps, context, actions), persistent=False
+        )
+
+    def set_proprio_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise proprioception with dataset statistics (PROPRIO_SIZE each); std is floored at 1e-6."""
+        if self.proprio_tokenizer is None:
+            raise ValueError("this model was built with using_proprioception=False")
+        self.proprio_tokenizer.mean.copy_(torch.as_tensor(mean))
+        self.proprio_tokenizer.std.copy_(torch.as_tensor(std).clamp(min=1e-6))
+
+    def encode_frames(self, images: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
+        """One frame per sample: images (N, V, 3, H, W) in [0, 1], instruction (N, E) -> tokens (N, V * n, D),
+        camera-major. Every camera of every sample goes through the encoder as one batch."""
+        n, v = images.shape[:2]
+        expected = (len(self.cam_view), 3, self.config.image_height, self.config.image_width)
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"images have shape {tuple(images.shape)}, expected (N, {', '.join(map(str, expected))}): "
+                f"cameras {list(self.cam_view)} at the network's image size"
+            )
+        context = instruction.repeat_interleave(
+            v, dim=0
+        )  # (N * V, E): each view of a sample shares its FiLM context
+        features = self.image_encoder(images.flatten(0, 1), context)  # (N * V, D, h, w)
+        tokens = features.flatten(2).transpose(1, 2)  # (N * V, h * w, D)
+        if self.token_learner is not None:
+            tokens = self.token_learner(tokens)  # (N * V, n, D)
+        return tokens.reshape(n, v * tokens.shape[1], -1)  # (N, V * n, D)
+
+    def _attention_mask(self, valid: torch.Tensor | None) -> torch.Tensor:
+        """(1, L, L) paper mask, or (B, L, L) with keys of invalid timesteps removed. An invalid query attends
+        to itself only: its output is never used, and an all-masked row would make NaNs."""
+        if valid is None:
+            return self.attention_mask[None]
+        step = self.context_tokens + self.action_tokens
+        token_valid = valid.repeat_interleave(step, dim=1)  # (B, L)
+        allowed = self.attention_mask[None] & token_valid[:, None, :]  # (B, L, L)
+        eye = torch.eye(allowed.shape[-1], dtype=torch.bool, device=valid.device)
+        return allowed | (eye[None] & ~token_valid[:, :, None])
+
+    def forward_tokens(
+        self,
+        frame_tokens: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        proprio: torch.Tensor | None = None,
+        last_step_only: bool = False,
+    ) -> torch.Tensor:
+        """frame_tokens (B, T, V * n, D) from `encode_frames`, valid (B, T) bool, proprio (B, T, PROPRIO_SIZE)
+        -> logits (B, T, A, vocab), or (B, 1, A, vocab) for the newest step only when `last_step_only`."""
+        b, t = frame_tokens.shape[:2]
+        if t != self.time_sequence_length:
+            raise ValueError(
+                f"window has {t} timesteps, the model takes {self.time_sequence_length} (pad it)"
+            )
+        if (proprio is not None) != self.using_proprioception:
+            raise ValueError(f"proprio must be given iff using_proprioception ({self.using_proprioception})")
+        context = frame_tokens
+        if self.proprio_tokenizer is not None:
+            context = torch.cat([frame_tokens, self.proprio_tokenizer(proprio)], dim=2)  # (B, T, C, D)
+        # Action-token inputs are zeros: actions are read out, never fed back (as in RT-1).
+        actions = context.new_zeros(b, t, self.action_tokens, context.shape[-1])  # (B, T, A, D)
+        sequence = torch.cat([context, actions], dim=2).flatten(1, 2)  # (B, T * (C + A), D)
+        positions = self.read_positions[-self.action_tokens :] if last_step_only else self.read_positions
+        logits = self.transformer(sequence, self._attention_mask(valid), positions)  # (B, T' * A, vocab)
+        return logits.view(b, -1, self.action_tokens, logits.shape[-1])  # (B, T', A, vocab)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        instruction: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        proprio: torch.Tensor | None = None,
+        target_tokens: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """images (B, T, V, 3, H, W) float in [0, 1], instruction (B, E), valid (B, T) bool (default: all),
+        proprio (B, T, PROPRIO_SIZE), target_tokens (B, T, A) long -> (logits (B, T, A, vocab), loss | None).
+
+        Only valid frames are encoded (padding neither costs compute nor enters BatchNorm statistics)."""
+        b, t = images.shape[:2]
+        frames = images.flatten(0, 1)  # (B * T, V, 3, H, W)
+        context = instruction.repeat_interleave(t, dim=0)  # (B * T, E)
+        if valid is None or bool(valid.all()):
+            tokens = self.encode_frames(frames, context)  # (B * T, V * n, D)
+        else:
+            keep = valid.flatten()  # (B * T,)
+            encoded = self.encode_frames(frames[keep], context[keep])  # (M, V * n, D)
+            tokens = encoded.new_zeros(b * t, *encoded.shape[1:]).index_put((keep,), encoded)
+        logits = self.forward_tokens(tokens.view(b, t, *tokens.shape[1:]), valid, proprio)
+        loss = action_loss(logits, target_tokens, valid) if target_tokens is not None else None
+        return logits, loss
+
+
+def action_loss(
+    logits: torch.Tensor, target_tokens: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy over the action tokens of every valid timestep: logits (B, T, A, vocab), targets (B,
+    T, A), valid (B, T) bool."""
+    if valid is not None:
+        logits, target_tokens = logits[valid], target_tokens[valid]  # (M, A, vocab), (M, A)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_tokens.reshape(-1))
+
+
+def model_config(
+    model: RT1, instruction_encoder: Mapping[str, Any] | None = None, default_instruction: str = ""
+) -> dict[str, Any]:
+    """Plain dict that rebuilds `model` (with `build_model`) and its policy: network sizes, cameras, history
+    length, proprioception, instruction encoder settings (`encoder_settings(...)`), default instruction."""
+    return {
+        "network": model.config.to_dict(),
+        "cam_view": list(model.cam_view),
+        "time_sequence_length": model.time_sequence_length,
+        "using_proprioception": model.using_proprioception,
+        "instruction_encoder": dict(
+            instruction_encoder or {"name": "hash", "size": model.config.language_embedding_size}
+        ),
+        "default_instruction": default_instruction,
+    }
+
+
+def build_model(config: Mapping[str, Any]) -> RT1:
+    """An untrained RT1 from a `model_config` dict (a checkpoint's "model_config")."""
+    missing = [
+        k for k in ("network", "cam_view", "time_sequence_length", "using_proprioception") if k not in config
+    ]
+    if missing:
+        raise ValueError(f"model_config lacks {missing}")
+    return RT1(
+        NetworkConfig.from_dict(config["network"], source="model_config['network']"),
+        cam_view=config["cam_view"],
+        time_sequence_length=config["time_sequence_length"],
+        using_proprioception=config["using_proprioception"],
+    )
+
+
+def checkpoint_state(
+    model: nn.Module, instruction_encoder: Mapping[str, Any] | None = None, default_instruction: str = ""
+) -> dict[str, Any]:
+    """The model part of a checkpoint: {"model", "model_config", "action_table"}; training adds its own keys.
+    Weights come from the uncompiled module (no `_orig_mod.` prefixes)."""
+    raw = getattr(model, "_orig_mod", model)
+    if not isinstance(raw, RT1):
+        raise TypeError(f"expected an RT1 model, got {type(raw).__name__}")
+    return {
+        "model": raw.state_dict(),
+        "model_config": model_config(raw, instruction_encoder, default_instruction),
+        "action_table": action_table_rows(),
+    }
