@@ -3,15 +3,27 @@
 `reset(instruction)` at the start of each episode (the env's instruction string, from `info["instruction"]`;
 policies that need no language ignore it), `act(obs) -> action` every control step, numpy in and numpy out: the
 observation dict of `envs.PandaPickEnv` in, a flat float32 action of `envs.spaces.ACTION_SIZE` values out.
+
+`RT1Policy` imports torch and the model only when one is built, so that collection and the rollout loop, which
+import this module, never load torch.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SLICES
+
+if TYPE_CHECKING:
+    import torch
+
+    from rt1_sim.model.instruction import InstructionEncoder
+    from rt1_sim.model.rt1 import RT1
 
 
 @runtime_checkable
@@ -39,3 +51,199 @@ class RandomPolicy:
         action = self._rng.uniform(ACTION_LOW, ACTION_HIGH).astype(np.float32)
         action[ACTION_SLICES["terminate_episode"]] = 0.0
         return action
+
+
+@dataclass
+class _History:
+    """Streaming state of N envs: the last T frames' image tokens (computed once per frame), proprioception,
+    which of the T slots hold a real frame (right-aligned, oldest first), and each env's FiLM context."""
+
+    tokens: torch.Tensor  # (N, T, V * n, D)
+    proprio: torch.Tensor | None  # (N, T, PROPRIO_SIZE)
+    valid: torch.Tensor  # (N, T) bool
+    context: torch.Tensor  # (N, E)
+
+
+class RT1Policy:
+    """RT-1 as a Policy, streaming: each `act` encodes only the newest frame (all cameras and envs in one
+    batch), appends its tokens to a cache of the last `time_sequence_length` frames and runs the transformer
+    once over that window, which gives every action dimension at once. Early in an episode the window is
+    left-padded and the padding masked, exactly as in training: the result equals `model(window)` on the
+    padded window.
+
+    `act(obs)` takes one env's observation dict (returns (ACTION_SIZE,)) or, for N envs at once, a list of
+    dicts or a dict of stacked arrays (returns (N, ACTION_SIZE)). The batch size is fixed by the first `act`
+    after a full `reset()`; `reset(instruction, env_index=i)` restarts one env of a running batch.
+    """
+
+    def __init__(
+        self,
+        model: RT1,
+        instruction_encoder: InstructionEncoder | None = None,
+        default_instruction: str = "",
+        torch_compile: bool = False,
+        channels_last: bool = False,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        """`model` stays on the device the caller put it on and is switched to eval mode. Inference options
+        (benchmarks/inference_latency.py measures them; see the README):
+        - `torch_compile`: torch.compile the image encoder and the transformer in place, with inductor's
+          freezing (BatchNorm folded into the convolutions, weights as constants): faster, same actions, but
+          the model must not be trained afterwards, and the first calls take a while.
+        - `channels_last`: NHWC image encoder (no measured gain on CPU for `paper`; may help on GPU).
+        - `autocast_dtype` (e.g. torch.bfloat16): autocast; faster with AMX, but changes some actions."""
+        import torch  # torch loads only when an RT-1 policy is built (see the module docstring)
+
+        from rt1_sim.model.instruction import HashInstructionEncoder
+
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        size = model.config.language_embedding_size
+        self.instruction_encoder = instruction_encoder or HashInstructionEncoder(size)
+        if self.instruction_encoder.size != size:
+            raise ValueError(
+                f"instruction encoder gives {self.instruction_encoder.size} values, model takes {size}"
+            )
+        self.channels_last = channels_last
+        if channels_last:
+            model.image_encoder.to(memory_format=torch.channels_last)
+        self.torch_compile = torch_compile
+        if torch_compile:
+            model.image_encoder.compile()
+            model.transformer.compile()
+        self.autocast_dtype = autocast_dtype
+        self.instruction = default_instruction
+        self._context = self._embed(default_instruction)  # (E,) used by envs that start with reset()
+        self._history: _History | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        instruction_encoder: InstructionEncoder | None = None,
+        **kwargs: Any,
+    ) -> RT1Policy:
+        """Rebuild model and instruction encoder from a checkpoint ("model", "model_config", "action_table");
+        every failure is a CheckpointError naming the file. Extra kwargs go to the constructor."""
+        from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, load_checkpoint
+        from rt1_sim.model.action_tokenizer import action_table_rows
+        from rt1_sim.model.instruction import make_instruction_encoder
+        from rt1_sim.model.rt1 import build_model
+
+        state = load_checkpoint(path, required=MODEL_KEYS, map_location=device)
+        if state["action_table"] != action_table_rows():
+            raise CheckpointError(
+                f"checkpoint {path}: trained with action table {state['action_table']}, "
+                f"but envs/spaces.py now has {action_table_rows()}"
+            )
+        config = state["model_config"]
+        try:
+            model = build_model(config)
+            model.load_state_dict(state["model"])
+            if instruction_encoder is None:
+                instruction_encoder = make_instruction_encoder(**config["instruction_encoder"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(
+                f"checkpoint {path}: cannot rebuild the model ({type(e).__name__}: {e})"
+            ) from e
+        return cls(model.to(device), instruction_encoder, config.get("default_instruction", ""), **kwargs)
+
+    def _embed(self, instruction: str) -> torch.Tensor:
+        import torch
+
+        return torch.as_tensor(self.instruction_encoder(instruction), dtype=torch.float32, device=self.device)
+
+    def reset(self, instruction: str | None = None, env_index: int | None = None) -> None:
+        """Start new episode(s) with `instruction` (None keeps the previous one). Without `env_index`: every
+        env, and the next `act` chooses the batch size again; with it: only that env of the running batch."""
+        if env_index is None:
+            if instruction is not None:
+                self.instruction, self._context = instruction, self._embed(instruction)
+            self._history = None
+            return
+        if self._history is None:
+            raise ValueError("reset(env_index=...) restarts one env of a running batch; call act() first")
+        import torch
+
+        h = self._history
+        with torch.inference_mode():  # the history tensors are inference tensors (made in `act`)
+            h.valid[env_index] = False
+            h.tokens[env_index] = 0.0
+            if h.proprio is not None:
+                h.proprio[env_index] = 0.0
+            if instruction is not None:
+                h.context[env_index] = self._embed(instruction)
+
+    def act(self, obs: dict[str, np.ndarray] | Sequence[dict[str, np.ndarray]]) -> np.ndarray:
+        """Flat float32 action (ACTION_SIZE,) for one observation dict, (N, ACTION_SIZE) for N envs."""
+        return self.act_with_logits(obs)[0]
+
+    def act_with_logits(
+        self, obs: dict[str, np.ndarray] | Sequence[dict[str, np.ndarray]]
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """`act`, also returning the newest step's logits (N, ACTION_SIZE, vocab) (float32, on the device)."""
+        import contextlib
+
+        import torch
+
+        from rt1_sim.model.action_tokenizer import detokenize, logits_to_tokens
+        from rt1_sim.preprocess import observation_to_tensors, stack_observations
+
+        model = self.model
+        batched = not isinstance(obs, Mapping) or np.ndim(obs[model.cam_view[0]]) == 4
+        if not isinstance(obs, Mapping):
+            obs = stack_observations(obs)
+        elif not batched:
+            obs = {key: np.asarray(value)[None] for key, value in obs.items()}
+        images, proprio = observation_to_tensors(obs, model.cam_view, self.device, model.using_proprioception)
+        n = images.shape[0]  # images (N, V, 3, H, W)
+        h = self._history
+        if h is None:
+            h = self._history = self._new_history(n)
+        elif h.valid.shape[0] != n:
+            raise ValueError(
+                f"act() got {n} observations, the running batch has {h.valid.shape[0]}; reset() first"
+            )
+        if self.channels_last:
+            images = images.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (n, -1))
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
+        freezing = contextlib.nullcontext()
+        if self.torch_compile:
+            import torch._inductor.config
+
+            # Freezing is set around the calls (they compile lazily), not process-wide, where it would also
+            # freeze any model being trained; given as torch.compile(options=...) it measured slower.
+            freezing = torch._inductor.config.patch(freezing=True)
+        with torch.inference_mode(), autocast, freezing:
+            new = model.encode_frames(images, h.context).float()  # (N, V * n, D): the only image encoding
+            # Slide the window by one frame: the oldest slot drops out, the newest goes to T-1.
+            h.tokens = torch.cat([h.tokens[:, 1:], new[:, None]], dim=1)  # (N, T, V * n, D)
+            h.valid = torch.cat([h.valid[:, 1:], h.valid.new_ones(n, 1)], dim=1)  # (N, T)
+            if h.proprio is not None:
+                h.proprio = torch.cat([h.proprio[:, 1:], proprio[:, None]], dim=1)  # (N, T, P)
+            valid = None if bool(h.valid.all()) else h.valid  # a full window needs no padding mask
+            logits = model.forward_tokens(h.tokens, valid, h.proprio, last_step_only=True)[:, 0].float()
+        actions = detokenize(logits_to_tokens(logits)).cpu().numpy()  # (N, ACTION_SIZE)
+        return (actions if batched else actions[0]), logits
+
+    def _new_history(self, n: int) -> _History:
+        import torch
+
+        model, t = self.model, self.model.time_sequence_length
+        width = model.config.token_embedding_size_per_image
+        proprio = None
+        if model.using_proprioception:
+            from rt1_sim.preprocess import PROPRIO_SIZE
+
+            proprio = torch.zeros(n, t, PROPRIO_SIZE, device=self.device)
+        return _History(
+            tokens=torch.zeros(n, t, model.tokens_per_frame, width, device=self.device),
+            proprio=proprio,
+            valid=torch.zeros(n, t, dtype=torch.bool, device=self.device),
+            context=self._context.expand(n, -1).clone(),
+        )

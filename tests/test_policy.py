@@ -1,0 +1,196 @@
+"""RT1Policy: streaming equals recomputing the window from scratch, padding as in training, batching, reset,
+instructions, checkpoints; and the Policy module stays importable without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SIZE, ACTION_SLICES, CAMERA_NAMES, PROPRIO_SIZES
+from rt1_sim.checkpoint import CheckpointError, save_checkpoint
+from rt1_sim.config import get_preset
+from rt1_sim.model import RT1, checkpoint_state
+from rt1_sim.model.action_tokenizer import logits_to_tokens
+from rt1_sim.model.film_efficientnet import FiLM
+from rt1_sim.model.instruction import ZeroInstructionEncoder
+from rt1_sim.policy import Policy, RT1Policy
+from rt1_sim.preprocess import PROPRIO_SIZE, observation_to_tensors, stack_observations
+
+SIZE, T = 32, 6
+CONFIG = get_preset("micro", image_height=SIZE, image_width=SIZE, crop_size=SIZE)
+
+
+def make_model(using_proprioception: bool = True, seed: int = 0) -> RT1:
+    """A tiny eval-mode RT1 whose untrained weights still make images and instructions matter."""
+    torch.manual_seed(seed)
+    model = RT1(CONFIG, CAMERA_NAMES, T, using_proprioception)
+    with torch.no_grad():
+        for film in model.modules():
+            if isinstance(film, FiLM):
+                for p in film.parameters():
+                    p.normal_(0.0, 0.5)
+        model.image_encoder.calibrate_batchnorm(torch.rand(16, 3, SIZE, SIZE), torch.randn(16, 512))
+    return model.eval()
+
+
+def episode(steps: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    observations = []
+    for _ in range(steps):
+        obs = {c: rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for c in CAMERA_NAMES}
+        obs.update({k: rng.standard_normal(n).astype(np.float32) for k, n in PROPRIO_SIZES.items()})
+        observations.append(obs)
+    return observations
+
+
+def recompute(model: RT1, history: list[dict], context: torch.Tensor, seed: int) -> torch.Tensor:
+    """The newest step's logits (ACTION_SIZE, vocab) from the whole window, built from scratch as in training:
+    right-aligned, left padding marked invalid (and filled with random junk, which must not matter)."""
+    window = history[-T:]
+    pad = T - len(window)
+    images, proprio = observation_to_tensors(
+        stack_observations(window), CAMERA_NAMES, using_proprioception=True
+    )
+    g = torch.Generator().manual_seed(seed)
+    images = torch.cat([torch.rand(pad, *images.shape[1:], generator=g), images])[None]  # (1, T, V, 3, H, W)
+    proprio = torch.cat([torch.randn(pad, PROPRIO_SIZE, generator=g), proprio])[None]  # (1, T, P)
+    valid = torch.arange(T)[None] >= pad  # (1, T)
+    with torch.no_grad():
+        logits, _ = model(images, context, valid, proprio)
+    return logits[0, -1]
+
+
+def test_streaming_equals_recomputing_the_window_for_20_steps():
+    model = make_model()
+    policy = RT1Policy(model, default_instruction="pick up the red cube")
+    context = torch.as_tensor(policy.instruction_encoder("pick up the red cube"))[None]
+    observations = episode(20)
+    for step in range(20):
+        action, logits = policy.act_with_logits(observations[step])
+        expected = recompute(model, observations[: step + 1], context, seed=step)
+        torch.testing.assert_close(logits[0], expected, rtol=1e-5, atol=1e-5)
+        assert torch.equal(logits_to_tokens(logits[0]), logits_to_tokens(expected)), step
+        assert action.shape == (ACTION_SIZE,) and action.dtype == np.float32
+        assert (action >= ACTION_LOW).all() and (action <= ACTION_HIGH).all()
+        assert action[ACTION_SLICES["terminate_episode"]][0] in (0.0, 1.0)
+
+
+def test_earlier_actions_never_depend_on_later_frames():
+    model = make_model()
+    first, second = episode(12, seed=1), episode(12, seed=1)
+    second[8:] = episode(4, seed=2)
+    policy_a, policy_b = RT1Policy(model), RT1Policy(model)
+    logits_a = [policy_a.act_with_logits(o)[1] for o in first]
+    logits_b = [policy_b.act_with_logits(o)[1] for o in second]
+    for step in range(8):
+        assert torch.equal(logits_a[step], logits_b[step])
+    assert not torch.allclose(logits_a[8], logits_b[8], atol=1e-3)
+
+
+def test_batched_act_matches_one_policy_per_env():
+    model = make_model()
+    envs = [episode(8, seed=s) for s in range(3)]
+    batched = RT1Policy(model)
+    singles = [RT1Policy(model) for _ in envs]
+    for step in range(8):
+        observations = [e[step] for e in envs]
+        actions, logits = batched.act_with_logits(
+            observations if step % 2 else stack_observations(observations)
+        )
+        assert actions.shape == (3, ACTION_SIZE)
+        for i, single in enumerate(singles):
+            action_i, logits_i = single.act_with_logits(envs[i][step])
+            torch.testing.assert_close(logits[i], logits_i[0], rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(actions[i], action_i)
+    with pytest.raises(ValueError, match="running batch has 3"):
+        batched.act([envs[0][0], envs[1][0]])
+
+
+def test_resetting_one_env_of_a_batch_restarts_only_that_env():
+    model = make_model()
+    envs = [episode(9, seed=s) for s in range(2)]
+    batched, reference = RT1Policy(model), RT1Policy(model)
+    for step in range(5):
+        batched.act([e[step] for e in envs])
+        reference.act(envs[0][step])
+    batched.reset("pick up the red cube", env_index=1)
+    fresh = RT1Policy(model, default_instruction="pick up the red cube")
+    for step in range(5, 9):
+        _, logits = batched.act_with_logits([envs[0][step], envs[1][step]])
+        torch.testing.assert_close(
+            logits[0], reference.act_with_logits(envs[0][step])[1][0], rtol=1e-5, atol=1e-5
+        )
+        torch.testing.assert_close(
+            logits[1], fresh.act_with_logits(envs[1][step])[1][0], rtol=1e-5, atol=1e-5
+        )
+
+
+def test_reset_forgets_the_history_and_keeps_the_instruction():
+    model = make_model()
+    observations = episode(8)
+    policy = RT1Policy(model)
+    policy.reset("pick up the red cube")
+    for obs in observations:
+        policy.act(obs)
+    policy.reset()  # None keeps "pick up the red cube"
+    fresh = RT1Policy(model, default_instruction="pick up the red cube")
+    for obs in observations[:3]:
+        assert torch.equal(policy.act_with_logits(obs)[1], fresh.act_with_logits(obs)[1])
+
+
+def test_the_instruction_is_embedded_on_reset():
+    model = make_model()
+    obs = episode(1)[0]
+    policy = RT1Policy(model)
+    policy.reset("pick up the red cube")
+    red = policy.act_with_logits(obs)[1]
+    policy.reset("pick_up_the_red_cube")  # the dataset's spelling: the same instruction
+    assert torch.equal(policy.act_with_logits(obs)[1], red)
+    policy.reset("pick up the blue cube")
+    assert not torch.allclose(policy.act_with_logits(obs)[1], red, atol=1e-3)
+    zeros = RT1Policy(model, instruction_encoder=ZeroInstructionEncoder(512))  # IO's behaviour
+    zeros.reset("anything")
+    other = RT1Policy(model, instruction_encoder=ZeroInstructionEncoder(512), default_instruction="else")
+    assert torch.equal(zeros.act_with_logits(obs)[1], other.act_with_logits(obs)[1])
+
+
+def test_from_checkpoint_gives_the_same_actions(tmp_path):
+    model = make_model()
+    path = tmp_path / "rt1.pt"
+    save_checkpoint(path, checkpoint_state(model, {"name": "hash", "size": 512}, "pick up the red cube"))
+    original = RT1Policy(model, default_instruction="pick up the red cube")
+    loaded = RT1Policy.from_checkpoint(path)
+    assert loaded.instruction == "pick up the red cube"
+    for obs in episode(4):
+        np.testing.assert_array_equal(loaded.act(obs), original.act(obs))
+
+
+def test_a_checkpoint_with_another_action_table_is_refused(tmp_path):
+    state = checkpoint_state(make_model())
+    state["action_table"][0]["high"] = 1.0
+    path = tmp_path / "other_table.pt"
+    save_checkpoint(path, state)
+    with pytest.raises(CheckpointError, match=r"other_table\.pt: trained with action table"):
+        RT1Policy.from_checkpoint(path)
+
+
+def test_rt1_policy_is_a_policy():
+    assert isinstance(RT1Policy(make_model(using_proprioception=False)), Policy)
+
+
+def test_the_policy_module_does_not_import_torch():
+    code = "import sys, rt1_sim.policy; assert 'torch' not in sys.modules, 'rt1_sim.policy imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_compiled_policy_chooses_the_same_actions():
+    observations = episode(8)
+    eager = RT1Policy(make_model())
+    compiled = RT1Policy(make_model(), torch_compile=True)
+    for obs in observations:
+        np.testing.assert_array_equal(compiled.act(obs), eager.act(obs))
