@@ -327,7 +327,9 @@ def _distributed() -> tuple[int, int]:
 
 
 def _check_env_options(options: dict[str, Any], source: str) -> None:
-    valid = [p for p in inspect.signature(envs.PandaPickEnv.__init__).parameters if p not in ("self", "render_mode")]
+    # terminate_on_action is policy.terminate_on_action (EvalConfig refuses it here); render_mode is not a variation
+    excluded = ("self", "render_mode", "terminate_on_action")
+    valid = [p for p in inspect.signature(envs.PandaPickEnv.__init__).parameters if p not in excluded]
     for key in options:
         if key not in valid:
             raise ConfigError(f"{source}: unknown key 'env_options.{key}'; PandaPickEnv options: {valid}")
@@ -389,7 +391,10 @@ def evaluate(config: EvalConfig, out: str | Path, workers: int = 1, video: str =
     choice = resolve_policy(config.policy.name)
     rt1 = _load_rt1(choice.checkpoint, config.policy.device) if choice.kind == "rt1" else None
     env_options = _env_options(config, rt1, source)
-    probe = gym.make(ENV_ID, **env_options)  # bad option values fail here, before any worker starts
+    try:  # bad option values fail here, before any worker starts
+        probe = gym.make(ENV_ID, **env_options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: env_options: {e}") from None
     ranges = {"cube_size": probe.unwrapped.cube_size_range, "cube_x": probe.unwrapped.x_range,
               "cube_y": probe.unwrapped.y_range}
     max_steps = config.max_steps or probe.spec.max_episode_steps
@@ -487,16 +492,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a suite key, value as JSON (e.g. env_options.num_distractors=2)")
 
 
+def _leave_process_group() -> None:
+    """Destroy the gloo group `evaluate` joined under torchrun (torch is loaded then; never imported here)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def run(args: argparse.Namespace) -> int:
+    rank = int(os.environ.get("RANK", "0"))
+    handler = None
     try:
         config = load_config(EvalConfig, args.config, args.overrides)
         shortcuts = {"policy": dataclasses.replace(config.policy, name=args.policy) if args.policy else None,
                      "episodes": args.episodes, "seed_start": args.seed_start}
         config = dataclasses.replace(config, **{k: v for k, v in shortcuts.items() if v is not None})
         out = args.out or Path("runs") / "eval" / f"{config.name}_{Path(config.policy.name).stem}"
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        workers = args.workers or max(1, _available_cores() // local_world)
-        if int(os.environ.get("RANK", "0")) == 0:
+        workers = args.workers
+        if workers is None:
+            workers = max(1, _available_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
             handler = logging.FileHandler(out / LOG_FILE, mode="w")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -506,6 +521,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # ConfigError, CheckpointError, bad env option values: the message says it all
         print(f"rt1-sim eval: error: {e}", file=sys.stderr)
         return 2
-    if int(os.environ.get("RANK", "0")) == 0:
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        _leave_process_group()
+    if rank == 0:
         print(report.summary())
     return 0

@@ -1,0 +1,168 @@
+"""rt1-sim eval: ceiling and floor policies, worker- and process-count independence, clear errors, outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pandas as pd
+import pytest
+
+from envs.spaces import CAMERA_NAMES
+from rt1_sim import evaluate as ev
+from rt1_sim.cli import main
+from rt1_sim.config import EVAL_SEED_START, ConfigError, EvalConfig, EvalPolicyConfig, load_config
+from rt1_sim.data.episodes import list_episodes, read_episode
+from rt1_sim.stats import wilson_interval
+
+SUITES = Path(__file__).resolve().parent.parent / "eval_configs"
+
+
+def _suite(policy: str, episodes: int, max_steps: int | None = None, **env_options) -> EvalConfig:
+    return EvalConfig(name="test", episodes=episodes, max_steps=max_steps, env_options=env_options,
+                      policy=EvalPolicyConfig(name=policy))
+
+
+def _without_timing(out: Path) -> dict:
+    results = json.loads((out / ev.RESULTS_FILE).read_text())
+    results.pop("timing")
+    return results
+
+
+def test_wilson_interval_matches_known_values():
+    assert wilson_interval(0, 100) == (0.0, pytest.approx(0.0370, abs=1e-4))
+    assert wilson_interval(100, 100) == (pytest.approx(0.9630, abs=1e-4), 1.0)
+    assert wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    with pytest.raises(ValueError, match="trials"):
+        wilson_interval(0, 0)
+
+
+def test_expert_is_the_ceiling_and_random_the_floor(tmp_path):
+    expert = ev.evaluate(_suite("scripted", 3), tmp_path / "expert", progress=False)
+    assert expert.results["successes"] == 3 and expert.results["ci95_high"] == 1.0
+    assert all(r["end_reason"] == "terminate_action" for r in expert.per_episode)
+    random = ev.evaluate(_suite("random", 2, max_steps=20), tmp_path / "random", progress=False)
+    assert random.results["successes"] == 0 and random.results["ci95_low"] == 0.0
+    assert [r["steps"] for r in random.per_episode] == [20, 20]
+    # Same seeds, same scenes: both policies met the same cubes.
+    assert [r["cube_x"] for r in random.per_episode] == [r["cube_x"] for r in expert.per_episode[:2]]
+
+
+def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
+    """Random actions (re-seeded per episode) make the recorded actions a sensitive check of independence."""
+    suite = _suite("random", 3, max_steps=12, cube_color="random", num_distractors=1)
+    runs = {}
+    for workers in (1, 2):
+        out, record = tmp_path / f"w{workers}", tmp_path / f"record{workers}"
+        ev.evaluate(suite, out, workers=workers, video="all", record=record, progress=False)
+        runs[workers] = (out, record)
+    (out1, rec1), (out2, rec2) = runs[1], runs[2]
+    assert _without_timing(out1) == _without_timing(out2)
+    assert (out1 / ev.EPISODES_FILE).read_bytes() == (out2 / ev.EPISODES_FILE).read_bytes()
+    results = _without_timing(out1)
+    assert [r["seed"] for r in results["per_episode"]] == list(suite.seeds)
+    assert set(results["per_variation"]) == {"cube_color", "num_distractors", "cube_size", "cube_x", "cube_y"}
+
+    lengths = list_episodes(rec1, CAMERA_NAMES)
+    assert lengths == list_episodes(rec2, CAMERA_NAMES) == [12, 12, 12]
+    for i in range(3):
+        a, b = read_episode(rec1, CAMERA_NAMES, i), read_episode(rec2, CAMERA_NAMES, i)
+        assert a.meta["seed"] == suite.seed_start + i and np.array_equal(a.actions, b.actions)
+
+    csv = pd.read_csv(out1 / ev.EPISODES_FILE)
+    assert list(csv.columns) == list(ev.EPISODE_COLUMNS)
+    for row in results["per_episode"]:
+        frames = imageio.mimread(out1 / row["video"], format="FFMPEG")
+        assert len(frames) == row["steps"] + 1  # every observation, the final one included
+        assert frames[0].shape[0] % ev.MACRO_BLOCK == 0 and frames[0].shape[1] % ev.MACRO_BLOCK == 0
+    assert not [p for p in out1.rglob(".*")]  # no temp files left behind
+
+
+def test_torchrun_shards_give_the_same_results(tmp_path):
+    common = ["eval", "--policy", "scripted", "--episodes", "3", "--video", "none", "--workers", "1"]
+    assert main(common + ["--out", str(tmp_path / "single")]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "rt1_sim.cli", *common,
+           "--out", str(tmp_path / "sharded")]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    sharded = json.loads((tmp_path / "sharded" / ev.RESULTS_FILE).read_text())
+    assert sharded["timing"]["world_size"] == 2
+    assert _without_timing(tmp_path / "sharded") == _without_timing(tmp_path / "single")
+
+
+def test_rt1_checkpoint_is_evaluated_at_its_image_size(tmp_path):
+    from rt1_sim.checkpoint import save_checkpoint
+    from rt1_sim.config import get_preset
+    from rt1_sim.model import checkpoint_state
+    from rt1_sim.model.rt1 import RT1
+
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, checkpoint_state(RT1(get_preset("micro", image_height=32, image_width=32, crop_size=32))))
+    suite = _suite(str(path), 2, max_steps=4)
+    for workers in (1, 2):
+        report = ev.evaluate(suite, tmp_path / f"w{workers}", workers=workers, video="all", progress=False)
+        assert report.results["policy"]["kind"] == "rt1" and len(report.results["policy"]["checkpoint_sha256"]) == 64
+    assert _without_timing(tmp_path / "w1") == _without_timing(tmp_path / "w2")
+    frame = imageio.mimread(tmp_path / "w1" / report.per_episode[0]["video"], format="FFMPEG")[0]
+    assert frame.shape == (48, 64, 3)  # two 32x32 cameras under the caption, padded to macro blocks
+    with pytest.raises(ConfigError, match="image_size"):
+        ev.evaluate(replace(suite, env_options={"image_size": [96, 96]}), tmp_path / "bad", progress=False)
+
+
+def test_bad_checkpoint_and_config_keys_are_clear_errors(tmp_path, capsys):
+    from rt1_sim.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="missing.pt: no such file"):
+        ev.evaluate(_suite(str(tmp_path / "missing.pt"), 1), tmp_path / "out", progress=False)
+    bad = tmp_path / "suite.json"
+    bad.write_text(json.dumps({"episodes": 2, "policy": {"nmae": "random"}}))
+    with pytest.raises(ConfigError, match=r"suite\.json: unknown key 'policy\.nmae'"):
+        load_config(EvalConfig, bad)
+    bad.write_text(json.dumps({"env_options": {"cube_colour": "red"}}))
+    assert main(["eval", "--config", str(bad), "--policy", "random", "--out", str(tmp_path / "cli")]) == 2
+    assert "suite.json: unknown key 'env_options.cube_colour'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="'episodes' must be int"):
+        load_config(EvalConfig, None, ["episodes=many"])
+
+
+def test_shipped_suites(tmp_path):
+    default, hard = load_config(EvalConfig, SUITES / "default.json"), load_config(EvalConfig, SUITES / "hard.json")
+    assert default.episodes >= 100 and hard.episodes >= 100  # fewer trials swing run to run
+    assert min(default.seed_start, hard.seed_start) >= EVAL_SEED_START  # disjoint from collection's seeds
+    assert set(default.seeds).isdisjoint(hard.seeds)
+    assert hard.env_options["cube_color"] == "random" and hard.env_options["num_distractors"] >= 2
+    report = ev.evaluate(replace(hard, episodes=2, policy=EvalPolicyConfig(name="scripted")), tmp_path,
+                         progress=False)
+    assert report.results["successes"] == 2
+
+
+def test_auto_policy_falls_back_to_the_expert_with_a_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(ev, "BUNDLED_CHECKPOINT", tmp_path / "absent.pt")
+    with caplog.at_level(logging.WARNING):
+        assert ev.resolve_policy("auto") == ev.PolicyChoice("scripted")
+    assert "absent.pt" in caplog.text
+    (tmp_path / "present.pt").touch()
+    monkeypatch.setattr(ev, "BUNDLED_CHECKPOINT", tmp_path / "present.pt")
+    assert ev.resolve_policy("auto") == ev.PolicyChoice("rt1", tmp_path / "present.pt")
+
+
+def test_torch_is_not_imported_for_scripted_or_random(tmp_path):
+    code = ("import sys; from rt1_sim.evaluate import evaluate; from rt1_sim.config import EvalConfig, "
+            "EvalPolicyConfig; evaluate(EvalConfig(episodes=1, max_steps=3, policy=EvalPolicyConfig(name='random')), "
+            f"{str(tmp_path)!r}, progress=False); assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_default_suite_ceiling_and_floor(tmp_path):
+    expert = ev.evaluate(load_config(EvalConfig, SUITES / "default.json", ["policy.name=scripted"]),
+                         tmp_path / "expert", workers=2, progress=False)
+    assert expert.results["ci95_low"] >= 0.9
+    random = ev.evaluate(load_config(EvalConfig, SUITES / "default.json", ["policy.name=random"]),
+                         tmp_path / "random", workers=2, progress=False)
+    assert random.results["ci95_high"] <= 0.1
