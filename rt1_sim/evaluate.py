@@ -235,19 +235,21 @@ def _init_worker(job: _Job, rt1: Policy | None = None) -> None:
 
         torch.set_num_threads(job.torch_threads)
     env = gym.make(ENV_ID, max_episode_steps=job.max_steps, **job.env_options)
+    _worker.update(job=job, env=env, policy_for=_policy_for_episodes(job, env, rt1))
+
+
+def _policy_for_episodes(job: _Job, env: gym.Env, rt1: Policy | None) -> Callable[[int], Policy]:
+    """episode seed -> the policy for that episode. The random policy is re-seeded from each episode's seed (its
+    RNG would otherwise carry over between whichever episodes a worker happens to run); the expert seeds its noise
+    per episode itself, and RT-1 is deterministic (argmax tokens) with its history cleared by reset()."""
     options = job.config.policy
     if job.policy.kind == "random":
-        def policy_for(seed: int) -> Policy:
-            return RandomPolicy(seed=_episode_seed(options.seed, seed))
+        return lambda seed: RandomPolicy(seed=_episode_seed(options.seed, seed))
+    if job.policy.kind == "scripted":
+        shared: Policy = ScriptedExpert(env, noise=options.expert_noise, seed=options.seed)
     else:
-        if job.policy.kind == "scripted":  # seeds its noise per episode from (seed, episode seed) itself
-            shared: Policy = ScriptedExpert(env, noise=options.expert_noise, seed=options.seed)
-        else:  # deterministic (argmax tokens); reset() clears its history
-            shared = rt1 if rt1 is not None else _load_rt1(job.policy.checkpoint, options.device)
-
-        def policy_for(seed: int) -> Policy:
-            return shared
-    _worker.update(job=job, env=env, policy_for=policy_for)
+        shared = rt1 if rt1 is not None else _load_rt1(job.policy.checkpoint, options.device)
+    return lambda seed: shared
 
 
 def _variation(env: envs.PandaPickEnv) -> dict[str, Any]:
