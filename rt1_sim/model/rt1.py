@@ -113,9 +113,8 @@ class RT1(nn.Module):
                 f"images have shape {tuple(images.shape)}, expected (N, {', '.join(map(str, expected))}): "
                 f"cameras {list(self.cam_view)} at the network's image size"
             )
-        context = instruction.repeat_interleave(
-            v, dim=0
-        )  # (N * V, E): each view of a sample shares its FiLM context
+        # Every view of a sample gets the sample's FiLM context.
+        context = instruction.repeat_interleave(v, dim=0)  # (N * V, E)
         features = self.image_encoder(images.flatten(0, 1), context)  # (N * V, D, h, w)
         tokens = features.flatten(2).transpose(1, 2)  # (N * V, h * w, D)
         if self.token_learner is not None:
@@ -188,8 +187,9 @@ class RT1(nn.Module):
 def action_loss(
     logits: torch.Tensor, target_tokens: torch.Tensor, valid: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mean cross-entropy over the action tokens of every valid timestep: logits (B, T, A, vocab), targets (B,
-    T, A), valid (B, T) bool."""
+    """Mean cross-entropy over the action tokens of every valid timestep.
+
+    logits (B, T, A, vocab), target_tokens (B, T, A) long, valid (B, T) bool (None: every timestep)."""
     if valid is not None:
         logits, target_tokens = logits[valid], target_tokens[valid]  # (M, A, vocab), (M, A)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_tokens.reshape(-1))
