@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from envs.spaces import CAMERA_NAMES
+
 # EfficientNet compound-scaling coefficients (width, depth) of the published variants. Resolution is a
 # separate field (`image_height`, `image_width`) because the env renders at whatever size the preset asks for.
 EFFICIENTNET_SCALING: dict[str, tuple[float, float]] = {
@@ -351,3 +353,122 @@ class EvalConfig:
     @property
     def seeds(self) -> range:
         return range(self.seed_start, self.seed_start + self.episodes)
+
+
+# ---- training runs (train_configs/*.json); IO's train_config.json is valid input ----
+DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted as well
+AMP_DTYPES = ("bf16", "fp16", "none")
+SCHEDULER_INTERVALS = ("epoch", "step")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """CosineAnnealingWarmRestarts settings (IO's `scheduler_configs`); periods are counted in epochs."""
+
+    T_0: int = 10  # epochs of the first cosine cycle
+    T_mult: int = 2  # each restart multiplies the cycle length by this
+    eta_min: float = 1e-6  # the learning rate at the bottom of every cycle
+    verbose: bool = False  # IO's key (torch removed the scheduler's own): log the learning rate every epoch
+    # "epoch": stepped once at the end of every epoch, as IO does (the lr is constant within an epoch);
+    # "step": after every optimizer step, with the fractional epoch (same cycles, smooth within an epoch).
+    interval: str = "epoch"
+
+    def __post_init__(self) -> None:
+        if self.T_0 < 1 or self.T_mult < 1:
+            raise ValueError(f"scheduler_configs: T_0 and T_mult must be >= 1, got {self.T_0}, {self.T_mult}")
+        if self.eta_min < 0:
+            raise ValueError(f"scheduler_configs.eta_min must be >= 0, got {self.eta_min}")
+        if self.interval not in SCHEDULER_INTERVALS:
+            raise ValueError(
+                f"scheduler_configs.interval must be one of {SCHEDULER_INTERVALS}, got {self.interval!r}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: every key of IO's `train_config.json` plus ours. `network_configs` holds overrides of
+    the named `preset`'s NetworkConfig (IO's file gives its keys; ours may give any NetworkConfig field);
+    `network` is the result. `batch_size` is per process, as in IO (K processes: K x batch_size a step)."""
+
+    # ---- IO's keys ----
+    mode: str = "train"  # IO's "eval" mode is `rt1-sim eval` here
+    device: str = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:N"; under DDP: cuda:LOCAL_RANK
+    data_path: str | None = None  # dataset folder in the IO layout (required)
+    cam_view: tuple[str, ...] = CAMERA_NAMES
+    log_dir: str = "logs"  # the run folder is log_dir/<run_name>/
+    time_sequence_length: int = 6  # history frames per window, the newest included
+    lr: float = 1e-4
+    batch_size: int = 8  # windows per optimizer step and process
+    epochs: int = 50
+    resume: bool = False
+    resume_from_checkpoint: str | None = None  # a checkpoint file; needed when `resume` is true
+    # Pair frame i with the command logged at row i+1 (IO's data logs the command that led *to* frame i).
+    # Our datasets log, at row i, the command chosen after seeing frame i: keep false for them.
+    predicting_next_ts: bool = False
+    world_size: int = 1  # accepted for IO's files; the launcher (torchrun --nproc_per_node) decides
+    dist_url: str = "env://"  # accepted for IO's files; torchrun's environment variables are always used
+    val_interval: int = 1  # validate, and write checkpoint_last, every this many epochs (and after the last)
+    num_val_threads: int = 1  # IO's README name of num_eval_threads
+    num_eval_threads: int = 1  # IO: parallel closed-loop evaluation workers
+    num_train_episode: int | None = None  # None: every episode not used for validation
+    num_val_episode: int = 0
+    using_proprioception: bool = False
+    network_configs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    scheduler_configs: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
+    # ---- ours ----
+    preset: str = "paper"  # the NetworkConfig that network_configs overrides (see PRESETS)
+    run_name: str | None = None  # None: <config file stem>-<start time>, or the resumed checkpoint's folder
+    seed: int = 3407  # IO's: model init, episode split, shuffling, augmentation
+    num_workers: int = 0  # DataLoader worker processes (decoded frames are cached: workers only slice/crop)
+    weight_decay: float = 0.01  # AdamW's default, as IO uses it
+    grad_clip_norm: float = 1.0  # max global gradient norm; 0 disables clipping
+    amp: str = "bf16"  # autocast dtype on GPU ("bf16", "fp16" with a GradScaler, "none"); CPU runs in fp32
+    augment: bool = True  # RT-1's random crop (network crop_size) + resize back, training windows only
+    instruction_encoder: str = "hash"  # rt1_sim.model.instruction encoder for Episode.instruction
+    checkpoint_every_steps: int = 0  # also write checkpoint_last every N steps (0: at val_interval only)
+    max_steps: int | None = None  # stop (validate, write checkpoint_last) after this many steps in all
+    log_every_steps: int = 10  # train metrics row (CSV, TensorBoard) every this many steps
+    tensorboard: bool = True  # write TensorBoard events when the package is installed
+    progress: bool = True  # tqdm progress bar
+    deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume on CPU)
+    torch_threads: int = 0  # torch intra-op threads per process (0: torch's default, one per core)
+
+    def __post_init__(self) -> None:
+        if self.mode != "train":
+            raise ValueError(f"mode {self.mode!r}: only 'train' runs here; evaluate with `rt1-sim eval`")
+        if self.device not in DEVICES and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            raise ValueError(f"device must be one of {DEVICES} or 'cuda:N', got {self.device!r}")
+        views = self.cam_view
+        if isinstance(views, str) or not views or len(set(views)) != len(views):
+            raise ValueError(f"cam_view must be a non-empty list of distinct camera names, got {views!r}")
+        positive = ("time_sequence_length", "batch_size", "epochs", "val_interval", "log_every_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        nonnegative = (
+            "num_val_episode", "num_workers", "weight_decay", "grad_clip_norm", "checkpoint_every_steps",
+            "torch_threads",
+        )
+        for name in nonnegative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("num_train_episode", "max_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (or null), got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {AMP_DTYPES}, got {self.amp!r}")
+        try:
+            get_preset(self.preset, **self.network_configs)
+        except ValueError as e:
+            raise ValueError(f"network_configs: {e}") from None
+
+    @property
+    def network(self) -> NetworkConfig:
+        """The preset's NetworkConfig with `network_configs` applied."""
+        return get_preset(self.preset, **self.network_configs)
+
+    def resolved(self) -> TrainConfig:
+        """This config with every network field spelled out (what run folders and checkpoints record)."""
+        return dataclasses.replace(self, network_configs=self.network.to_dict())

@@ -1,0 +1,217 @@
+"""Training data: every episode decoded once into a uint8 frame cache, and a torch Dataset of history windows.
+
+Window k ends at a target frame e of some episode and holds the `time_sequence_length` (T) frames e-T+1..e of
+every camera, right-aligned (the newest frame at T-1) and left-padded with zeros before the episode start,
+with a (T,) `valid` mask that keeps the padding out of attention and loss. Every step of the window carries
+its action target, so one window trains T targets while encoding each of its frames once.
+
+With `predicting_next_ts` frame i is paired with the command of row i+1 (IO's datasets log the command that
+led to a frame); the last frame of an episode then has no command and is never used (IO wrapped row 0 to it).
+
+Items hold uint8 images; `rt1_sim.preprocess.images_to_tensor` makes a batch float on the training device.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from envs.spaces import ACTION_SIZE
+from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
+from rt1_sim.model.action_tokenizer import tokenize
+from rt1_sim.model.instruction import InstructionEncoder
+
+log = logging.getLogger(__name__)
+
+
+def split_episodes(
+    num_episodes: int, num_train: int | None, num_val: int, seed: int
+) -> tuple[list[int], list[int]]:
+    """IO's split: a permutation of the episode indices seeded by `seed`; the first `num_train` are training
+    episodes, the next `num_val` validation ones (`num_train` None: all that remain after validation)."""
+    if num_train is None:
+        num_train = num_episodes - num_val
+    if num_train < 1 or num_train + num_val > num_episodes:
+        raise DatasetError(
+            f"asked for {num_train} training + {num_val} validation episodes, but the dataset "
+            f"holds {num_episodes}"
+        )
+    order = np.random.default_rng(seed).permutation(num_episodes).tolist()
+    return order[:num_train], order[num_train : num_train + num_val]
+
+
+@dataclass
+class FrameCache:
+    """Decoded episodes, concatenated: frame j of episode k is row `starts[k] + j` of every array."""
+
+    views: tuple[str, ...]
+    frames: dict[str, np.ndarray]  # view -> (N, H, W, 3) uint8, at the network's image size
+    actions: np.ndarray  # (N, ACTION_SIZE) float32
+    starts: np.ndarray  # (K + 1,) int64 offsets of the K episodes
+    instructions: list[str]  # per episode
+    episodes: list[int]  # dataset index (data_XXX) of each episode
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    def default_instruction(self) -> str:
+        """The most common instruction (what a policy uses when it is given none)."""
+        return Counter(self.instructions).most_common(1)[0][0] if self.instructions else ""
+
+
+def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(L, H, W, 3) uint8 -> (L, size[0], size[1], 3) uint8, bilinear with antialiasing (PIL)."""
+    if frames.shape[1:3] == size:
+        return frames
+    return np.stack(
+        [np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR)) for f in frames]
+    )
+
+
+def load_frame_cache(
+    root: str | Path,
+    views: Sequence[str],
+    episodes: Sequence[int],
+    image_size: tuple[int, int],
+    progress: bool = True,
+) -> FrameCache:
+    """Read and decode `episodes` of the dataset at `root` once (the reader's DatasetError names any bad
+    file); frames of another size are resized to `image_size` (H, W) here, once."""
+    lengths = list_episodes(root, views)
+    frames: dict[str, list[np.ndarray]] = {v: [] for v in views}
+    actions, instructions, starts = [], [], [0]
+    resized = False
+    for index in tqdm(episodes, desc="decode episodes", unit="ep", disable=not progress, mininterval=1.0):
+        if not 0 <= index < len(lengths):
+            raise DatasetError(f"{root}: episode {index} does not exist (the dataset holds {len(lengths)})")
+        episode = read_episode(root, views, index, lengths[index])
+        for v in views:
+            resized |= episode.images[v].shape[1:3] != image_size
+            frames[v].append(_resize(episode.images[v], image_size))
+        actions.append(episode.actions)
+        instructions.append(episode.instruction)
+        starts.append(starts[-1] + len(episode))
+    if resized:
+        log.info("frames of %s resized to the network's %dx%d once, while decoding", root, *image_size)
+    empty = np.zeros((0, *image_size, 3), np.uint8)
+    return FrameCache(
+        views=tuple(views),
+        frames={v: np.concatenate(f) if f else empty for v, f in frames.items()},
+        actions=np.concatenate(actions) if actions else np.zeros((0, ACTION_SIZE), np.float32),
+        starts=np.asarray(starts, np.int64),
+        instructions=instructions,
+        episodes=list(episodes),
+    )
+
+
+class RandomCrop:
+    """RT-1 / IO training augmentation: one random crop per camera and window (the same for its T frames, so
+    the motion between frames is kept), resized back to the full image. The crop is `crop_size` on the
+    image's shorter side (the same margin is taken off the longer side)."""
+
+    def __init__(self, image_size: tuple[int, int], crop_size: int) -> None:
+        margin = min(image_size) - crop_size
+        if margin < 0:
+            raise ValueError(f"crop_size {crop_size} exceeds the image size {image_size}")
+        self.image_size = image_size
+        self.crop = (image_size[0] - margin, image_size[1] - margin)
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(T, H, W, 3) uint8 -> (T, H, W, 3) uint8."""
+        (h, w), (ch, cw) = self.image_size, self.crop
+        if (ch, cw) == (h, w):
+            return frames
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        # PIL, not torch: a few small images are cheaper without torch's thread pool (and its contention).
+        crops = [Image.fromarray(f[top : top + ch, left : left + cw]) for f in frames]
+        return np.stack([np.asarray(c.resize((w, h), Image.BILINEAR)) for c in crops])
+
+
+class WindowDataset(Dataset):
+    """History windows over a FrameCache; item k is the window ending at the k-th target frame.
+
+    Item: {"images": (T, V, H, W, 3) uint8, "valid": (T,) bool, "tokens": (T, A) int64 action tokens,
+    "actions": (T, A) float32 (the continuous targets), "instruction": (E,) float32}.
+    `augment` (training only) crops every window with a generator seeded by (seed, epoch, item): the data of
+    an epoch does not depend on worker count, order of loading, or where a run was resumed.
+    """
+
+    def __init__(
+        self,
+        cache: FrameCache,
+        time_sequence_length: int,
+        predicting_next_ts: bool,
+        vocab_size: int,
+        instruction_encoder: InstructionEncoder,
+        augment: RandomCrop | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.cache = cache
+        self.time_sequence_length = time_sequence_length
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        shift = 1 if predicting_next_ts else 0
+        ends, episode_of = [], []
+        for k, (start, length) in enumerate(zip(cache.starts[:-1], cache.lengths)):
+            last = start + length - shift  # exclusive: with next_ts the last frame has no command
+            ends.extend(range(start, last))
+            episode_of.extend([k] * (last - start))
+        self.ends = np.asarray(ends, np.int64)  # target frame of every window
+        self.episode_of = np.asarray(episode_of, np.int64)
+        # Row i holds the target of frame i: action row i + shift, tokenised once for the whole cache. (With
+        # next_ts an episode's last row gets the next episode's first action, but no window reads it.)
+        self.actions = np.roll(cache.actions, -shift, axis=0) if shift else cache.actions  # (N, A)
+        self.tokens = tokenize(self.actions, vocab_size)  # (N, A) int64
+        self.instructions = (
+            np.stack([instruction_encoder(s) for s in cache.instructions]).astype(np.float32)
+            if cache.instructions
+            else np.zeros((0, instruction_encoder.size), np.float32)
+        )  # (K, E)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the augmentation of `epoch` (call before the epoch's DataLoader starts its workers)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        t, cache = self.time_sequence_length, self.cache
+        end, episode = int(self.ends[index]), int(self.episode_of[index])
+        first = max(int(cache.starts[episode]), end - t + 1)
+        n = end + 1 - first  # real frames in the window
+        rng = np.random.default_rng((self.seed, self.epoch, index)) if self.augment is not None else None
+        size = cache.frames[cache.views[0]].shape[1:]  # (H, W, 3)
+        images = np.zeros((t, len(cache.views), *size), np.uint8)  # (T, V, H, W, 3), left-padded
+        for i, v in enumerate(cache.views):
+            frames = cache.frames[v][first : end + 1]  # (n, H, W, 3)
+            images[t - n :, i] = self.augment(frames, rng) if rng is not None else frames
+        valid = np.zeros(t, bool)
+        valid[t - n :] = True
+        tokens = np.zeros((t, ACTION_SIZE), np.int64)
+        tokens[t - n :] = self.tokens[first : end + 1]
+        actions = np.zeros((t, ACTION_SIZE), np.float32)
+        actions[t - n :] = self.actions[first : end + 1]
+        return {
+            "images": images,  # (T, V, H, W, 3)
+            "valid": valid,
+            "tokens": tokens,
+            "actions": actions,
+            "instruction": self.instructions[episode],
+        }
+
+
+def collate_windows(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Stack window items into a batch with numpy (torch.stack of small arrays pays for its thread pool)."""
+    return {key: torch.from_numpy(np.stack([item[key] for item in items])) for key in items[0]}

@@ -1,0 +1,699 @@
+"""`rt1-sim train`: the RT-1 training loop.
+
+    rt1-sim train --config train_configs/cpu.json [--set key.path=value ...]
+    torchrun --nproc_per_node=K -m rt1_sim.train --config ...        (DDP: gloo on CPU, NCCL on GPU)
+    python -m torch.distributed.launch --nproc_per_node=K --use_env -m rt1_sim.train --config ...  (IO's)
+
+AdamW + CosineAnnealingWarmRestarts (stepped per epoch as in IO, or per step), gradient clipping, autocast
+on GPU, validation every `val_interval` epochs (cross-entropy, per-dimension token accuracy, action MAE in
+action units), atomic checkpoints (`checkpoint_last.pt`, `checkpoint_best.pt` by validation loss) from which
+a run resumes at the next step with the same data order, augmentation and RNG streams. Everything goes into
+the run folder `log_dir/<run_name>/`: the resolved config, `train.log`, `metrics.csv` (and TensorBoard events
+when installed), checkpoints. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from envs.spaces import ACTION_SLICES, ACTION_TABLE, RESULTS_COLUMNS
+from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, load_checkpoint, save_checkpoint
+from rt1_sim.config import ConfigError, TrainConfig, config_to_dict, load_config
+from rt1_sim.data.episodes import list_episodes
+from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
+from rt1_sim.model.action_tokenizer import action_table_rows, detokenize, logits_to_tokens
+from rt1_sim.model.instruction import InstructionEncoder, encoder_settings, make_instruction_encoder
+from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
+from rt1_sim.preprocess import images_to_tensor
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "train_config.json"
+LOG_FILE = "train.log"
+METRICS_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+LAST_CHECKPOINT = "checkpoint_last.pt"
+BEST_CHECKPOINT = "checkpoint_best.pt"
+# Keys a training checkpoint adds to the model's (rt1_sim.checkpoint.MODEL_KEYS). "step" counts optimizer
+# steps done; "epoch" / "epoch_step" say where the next step is (that epoch, after that many of its batches).
+TRAIN_KEYS = ("optimizer", "scheduler", "step", "epoch", "epoch_step", "rng", "config")
+# Per-dimension names are the dataset's columns (ee_command_position_x, ...), per-block ones the table's.
+VAL_COLUMNS = (
+    ["val/loss", "val/token_acc"]
+    + [f"val/token_acc/{c}" for c in RESULTS_COLUMNS]
+    + [f"val/action_mae/{d.name}" for d in ACTION_TABLE]
+)
+METRIC_COLUMNS = [
+    "step",
+    "epoch",
+    "time_s",
+    "train/loss",
+    "train/token_acc",
+    "train/lr",
+    "train/samples_per_s",
+] + VAL_COLUMNS
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun / torch.distributed.launch job (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def launch_environment() -> Distributed:
+    """Rank, world size and local rank from the launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    rank = int(os.environ["RANK"])
+    return Distributed(rank, world, int(os.environ.get("LOCAL_RANK", rank)))
+
+
+def select_device(name: str, job: Distributed) -> torch.device:
+    """The one device of this process: "auto" takes CUDA when present; under DDP "cuda" is cuda:LOCAL_RANK."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f'device {name!r} asked for, but torch sees no CUDA GPU; use "device": "cpu"')
+    if name.startswith("cuda:"):
+        if job.enabled:
+            raise ConfigError(
+                f'device {name!r}: under torchrun use "cuda" (each process takes cuda:LOCAL_RANK)'
+            )
+        return torch.device(name)
+    return torch.device("cuda", job.local_rank if job.enabled else 0)
+
+
+def init_process_group(job: Distributed, device: torch.device) -> None:
+    """Join the job's process group: NCCL for GPUs, gloo on CPU (env:// rendezvous, as torchrun sets up)."""
+    if not job.enabled or dist.is_initialized():
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", rank=job.rank, world_size=job.world_size
+    )
+
+
+# ---------------------------------------------------------------- data
+@dataclass
+class Data:
+    train: WindowDataset
+    val: WindowDataset | None
+    instruction_encoder: InstructionEncoder
+    default_instruction: str
+
+
+def build_data(cfg: TrainConfig, source: str) -> Data:
+    """Split the episodes of `cfg.data_path`, decode them once, wrap them in train / val window datasets."""
+    if not cfg.data_path:
+        raise ConfigError(f"{source}: data_path is missing (the dataset folder, IO layout)")
+    if cfg.using_proprioception:
+        raise ConfigError(
+            f"{source}: using_proprioception is true, but the IO dataset layout has no end-effector "
+            "pose or gripper per frame (results_raw.csv holds joints and the object pose only)"
+        )
+    network = cfg.network
+    lengths = list_episodes(cfg.data_path, cfg.cam_view)
+    train_ids, val_ids = split_episodes(len(lengths), cfg.num_train_episode, cfg.num_val_episode, cfg.seed)
+    size = (network.image_height, network.image_width)
+    encoder = make_instruction_encoder(cfg.instruction_encoder, network.language_embedding_size)
+    common = {
+        "time_sequence_length": cfg.time_sequence_length,
+        "predicting_next_ts": cfg.predicting_next_ts,
+        "vocab_size": network.vocab_size,
+        "instruction_encoder": encoder,
+        "seed": cfg.seed,
+    }
+    show = cfg.progress and int(os.environ.get("RANK", "0")) == 0
+    train_cache = load_frame_cache(cfg.data_path, cfg.cam_view, train_ids, size, progress=show)
+    augment = RandomCrop(size, network.crop_size) if cfg.augment else None
+    train = WindowDataset(train_cache, augment=augment, **common)
+    val = None
+    if val_ids:
+        val = WindowDataset(
+            load_frame_cache(cfg.data_path, cfg.cam_view, val_ids, size, progress=show), **common
+        )
+    if len(train) == 0:
+        raise ConfigError(
+            f"{source}: the training episodes give no window (episodes of one frame with predicting_next_ts)"
+        )
+    log.info(
+        "data %s: %d train episodes (%d windows), %d val episodes (%d windows), %s at %dx%d",
+        cfg.data_path,
+        len(train_ids),
+        len(train),
+        len(val_ids),
+        len(val) if val else 0,
+        "+".join(cfg.cam_view),
+        *size,
+    )
+    return Data(train, val, encoder, train_cache.default_instruction())
+
+
+def epoch_batches(sampler: DistributedSampler, batch_size: int, epoch: int) -> list[list[int]]:
+    """This rank's batches of `epoch`: DistributedSampler's seeded shuffle (set_epoch), cut into batches."""
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def make_loader(
+    dataset: WindowDataset, batches: list[list[int]], cfg: TrainConfig, device: torch.device, seed: int
+) -> DataLoader:
+    """A DataLoader over given batches; `seed` feeds the workers' base seed, so the global torch RNG (dropout)
+    is not consumed by starting an epoch and a resumed run draws the same numbers."""
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=cfg.num_workers,
+        collate_fn=collate_windows,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A collated window batch on `device`, images as float (B, T, V, 3, H, W) in [0, 1]."""
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "images"}
+    out["images"] = images_to_tensor(batch["images"], device)
+    return out
+
+
+# ---------------------------------------------------------------- metrics
+class MetricsLog:
+    """metrics.csv (fixed columns, namespaced keys) and TensorBoard scalars when installed; rank 0 only."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None, tensorboard: bool) -> None:
+        self.path = run_dir / METRICS_FILE
+        if resume_step is not None and self.path.is_file():
+            # Rows logged after the checkpoint we resume from are redone: drop them.
+            old = pd.read_csv(self.path)
+            old[old["step"] <= resume_step].to_csv(self.path, index=False, columns=METRIC_COLUMNS)
+        new = not self.path.is_file()
+        self.file = open(self.path, "a", newline="")  # noqa: SIM115  (kept open; close() closes it)
+        self.csv = csv.DictWriter(self.file, fieldnames=METRIC_COLUMNS)
+        if new:
+            self.csv.writeheader()
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                log.info("TensorBoard is not installed: metrics go to %s only", self.path)
+            else:
+                self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resume_step)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.csv.writerow(row)
+        self.file.flush()
+        if self.writer is not None:
+            for key, value in row.items():
+                if "/" in key and value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    self.writer.add_scalar(key, value, row["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ---------------------------------------------------------------- steps
+def token_hits(logits: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Correct greedy tokens per action dimension (A,) over the valid steps, and the number of valid steps."""
+    predicted = logits_to_tokens(logits[valid].float())  # (M, A)
+    return (predicted == tokens[valid]).sum(0), int(valid.sum())
+
+
+@torch.no_grad()
+def validate(
+    model: RT1,
+    dataset: WindowDataset,
+    cfg: TrainConfig,
+    device: torch.device,
+    job: Distributed,
+    autocast: Any,
+) -> dict[str, float]:
+    """Cross-entropy (mean per token), per-dimension token accuracy and per-block action MAE (in the action
+    table's units: metres, radians, ...) over every valid step of the validation windows, split over ranks."""
+    was_training = model.training
+    model.eval()
+    indices = list(range(job.rank, len(dataset), job.world_size))  # every window exactly once over all ranks
+    batches = [indices[i : i + cfg.batch_size] for i in range(0, len(indices), cfg.batch_size)]
+    sums = torch.zeros(
+        2 + 2 * len(RESULTS_COLUMNS), dtype=torch.float64, device=device
+    )  # ce, steps, hits, abs
+    a = len(RESULTS_COLUMNS)
+    for batch in make_loader(dataset, batches, cfg, device, cfg.seed):
+        batch = to_device(batch, device)
+        with autocast():
+            logits, _ = model(batch["images"], batch["instruction"], batch["valid"])
+        logits, valid, tokens = logits.float(), batch["valid"], batch["tokens"]
+        sums[0] += F.cross_entropy(logits[valid].flatten(0, 1), tokens[valid].flatten(), reduction="sum")
+        hits, steps = token_hits(logits, tokens, valid)
+        sums[1] += steps
+        sums[2 : 2 + a] += hits
+        predicted = detokenize(logits_to_tokens(logits[valid]))  # (M, A) in action units
+        sums[2 + a :] += (predicted - batch["actions"][valid]).abs().sum(0)
+    if job.enabled:
+        dist.all_reduce(sums)
+    model.train(was_training)
+    steps = sums[1].item()
+    if steps == 0:
+        return {}
+    acc, mae = (sums[2 : 2 + a] / steps).tolist(), (sums[2 + a :] / steps).tolist()
+    metrics = {"val/loss": sums[0].item() / (steps * a), "val/token_acc": float(np.mean(acc))}
+    metrics.update({f"val/token_acc/{c}": v for c, v in zip(RESULTS_COLUMNS, acc)})
+    for d in ACTION_TABLE:
+        metrics[f"val/action_mae/{d.name}"] = float(np.mean(mae[ACTION_SLICES[d.name]]))
+    return metrics
+
+
+# ---------------------------------------------------------------- checkpoints
+def rng_states(job: Distributed, device: torch.device) -> dict[str, list[torch.Tensor]]:
+    """Every rank's torch (and CUDA) generator state, gathered in rank order (a collective under DDP)."""
+    local = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        local["cuda"] = torch.cuda.get_rng_state(device)
+    gathered = [local]
+    if job.enabled:
+        gathered = [None] * job.world_size
+        dist.all_gather_object(gathered, local)
+    return {key: [g[key] for g in gathered] for key in local}
+
+
+def restore_rng(rng: dict[str, list[torch.Tensor]], job: Distributed, device: torch.device) -> None:
+    if len(rng["torch"]) != job.world_size:
+        log.warning(
+            "checkpoint was written by %d process(es), this run has %d: RNG streams restart from the seed",
+            len(rng["torch"]),
+            job.world_size,
+        )
+        return
+    torch.set_rng_state(rng["torch"][job.rank].cpu())
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"][job.rank].cpu(), device)
+
+
+def check_compatible(state: dict[str, Any], expected: dict[str, Any], path: str) -> None:
+    """The checkpoint must hold the network this config builds, trained with today's action table."""
+    if state["action_table"] != action_table_rows():
+        raise CheckpointError(
+            f"checkpoint {path}: trained with action table {state['action_table']}, "
+            f"envs/spaces.py now has {action_table_rows()}"
+        )
+    saved = state["model_config"]
+    keys = ("network", "cam_view", "time_sequence_length", "using_proprioception", "instruction_encoder")
+    diff = [k for k in keys if saved.get(k) != expected[k]]
+    if diff:
+        details = "; ".join(
+            f"{k}: {saved.get(k)} in the checkpoint, {expected[k]} in the config" for k in diff
+        )
+        raise CheckpointError(f"checkpoint {path}: another model than the config's ({details})")
+
+
+# ---------------------------------------------------------------- run folder
+def run_folder(cfg: TrainConfig, config_path: str | Path | None) -> Path:
+    """log_dir/run_name; without run_name a resumed run continues in its checkpoint's folder, a new one gets
+    log_dir/<config stem>-<start time>."""
+    if cfg.run_name:
+        return Path(cfg.log_dir) / cfg.run_name
+    if cfg.resume:
+        return Path(cfg.resume_from_checkpoint).parent
+    stem = Path(config_path).stem if config_path else "train"
+    return Path(cfg.log_dir) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _broadcast(value: Any, job: Distributed) -> Any:
+    if not job.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+# ---------------------------------------------------------------- the loop
+def train(
+    cfg: TrainConfig,
+    device: torch.device,
+    job: Distributed = Distributed(),
+    config_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train as `cfg` says on `device` (this process's rank in `job`); returns the run summary."""
+    source = str(config_path) if config_path else "the TrainConfig"
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed + job.rank)  # rank 0 = a single-process run; DDP copies rank 0's weights
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    data = build_data(cfg, source)
+    network = cfg.network
+    raw = RT1(network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception).to(device)
+    encoder = encoder_settings(data.instruction_encoder)
+    optimizer = torch.optim.AdamW(raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = cfg.scheduler_configs
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        optimizer, sched.T_0, sched.T_mult, sched.eta_min
+    )
+    amp_dtype = (
+        {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device.type == "cuda" else None
+    )
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+
+    def autocast() -> contextlib.AbstractContextManager:
+        return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+
+    step = start_epoch = skip = 0
+    best, seconds_before = math.inf, 0.0  # a resumed run continues the clock of the run it resumes
+    if cfg.resume:
+        path = cfg.resume_from_checkpoint
+        if not path:
+            raise ConfigError(f"{source}: resume is true but resume_from_checkpoint is empty")
+        state = load_checkpoint(path, required=MODEL_KEYS + TRAIN_KEYS, map_location=device)
+        check_compatible(state, model_config(raw, encoder), path)
+        try:
+            raw.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if scaler is not None and "grad_scaler" in state:
+                scaler.load_state_dict(state["grad_scaler"])
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({e})") from e
+        restore_rng(state["rng"], job, device)
+        step, start_epoch, skip = state["step"], state["epoch"], state["epoch_step"]
+        best, seconds_before = state.get("best_val_loss", math.inf), state.get("seconds", 0.0)
+        log.info(
+            "resumed from %s after step %d: continuing at step %d (epoch %d, batch %d)",
+            path,
+            step,
+            step + 1,
+            start_epoch + 1,
+            skip + 1,
+        )
+    model = raw
+    if job.enabled:
+        model = DistributedDataParallel(raw, device_ids=[device] if device.type == "cuda" else None)
+
+    run_dir = Path(_broadcast(str(run_folder(cfg, config_path)), job))
+    metrics_log, file_handler = None, None
+    if job.is_main:
+        if not cfg.resume and (run_dir / LAST_CHECKPOINT).exists():
+            raise ConfigError(
+                f"{source}: run folder {run_dir} already holds a run; choose another run_name, or "
+                f"resume from {run_dir / LAST_CHECKPOINT}"
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(run_dir / LOG_FILE)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(file_handler)
+        (run_dir / CONFIG_FILE).write_text(json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n")
+        metrics_log = MetricsLog(run_dir, step if cfg.resume else None, cfg.tensorboard)
+    n_params = sum(p.numel() for p in raw.parameters())
+    log.info(
+        "RT-1 preset %s: %.2fM parameters, %s, %d process(es) x batch %d, run folder %s",
+        cfg.preset,
+        n_params / 1e6,
+        device,
+        job.world_size,
+        cfg.batch_size,
+        run_dir,
+    )
+    if cfg.world_size != job.world_size:
+        log.info(
+            "config world_size %d ignored: launched with %d process(es) (torchrun --nproc_per_node sets it)",
+            cfg.world_size,
+            job.world_size,
+        )
+
+    def save(name: str, epoch: int, epoch_step: int) -> None:
+        rng = rng_states(job, device)  # collective: every rank calls save
+        if not job.is_main:
+            return
+        state = checkpoint_state(raw, encoder, data.default_instruction)
+        state.update(
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            step=step,
+            epoch=epoch,
+            epoch_step=epoch_step,
+            rng=rng,
+            best_val_loss=best,
+            seconds=clock(),
+            config=config_to_dict(cfg.resolved()),
+        )
+        if scaler is not None:
+            state["grad_scaler"] = scaler.state_dict()
+        save_checkpoint(run_dir / name, state)
+
+    sampler = DistributedSampler(
+        data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed
+    )
+    started = time.perf_counter()
+
+    def clock() -> float:
+        return round(seconds_before + time.perf_counter() - started, 3)
+
+    train_metrics: dict[str, float] = {}
+    val_metrics: dict[str, float] = {}
+
+    def validate_and_log(epoch: float) -> bool:
+        """Validate (all ranks), log; True when the validation loss is the best so far."""
+        nonlocal val_metrics, best
+        if data.val is None:
+            return False
+        val_metrics = validate(raw, data.val, cfg, device, job, autocast)
+        log.info(
+            "epoch %g, step %d: %s",
+            epoch,
+            step,
+            ", ".join(f"{k} {v:.4f}" for k, v in val_metrics.items() if k.count("/") == 1),
+        )
+        if metrics_log is not None:
+            metrics_log.write({"step": step, "epoch": epoch, "time_s": clock(), **val_metrics})
+        if val_metrics.get("val/loss", math.inf) < best:
+            best = val_metrics["val/loss"]
+            return True
+        return False
+
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+            batches = epoch_batches(sampler, cfg.batch_size, epoch)
+            data.train.set_epoch(epoch)
+            model.train()
+            window = _Window(device)
+            bar = tqdm(
+                total=len(batches),
+                initial=skip,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                unit="step",
+                disable=not (cfg.progress and job.is_main),
+                mininterval=1.0,
+                dynamic_ncols=True,
+            )
+            done = skip  # batches of this epoch trained
+            for batch in make_loader(data.train, batches[skip:], cfg, device, cfg.seed + epoch):
+                batch = to_device(batch, device)
+                with autocast():
+                    logits, loss = model(
+                        batch["images"], batch["instruction"], batch["valid"], None, batch["tokens"]
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                if cfg.grad_clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip_norm)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                step += 1
+                done += 1
+                lr = optimizer.param_groups[0]["lr"]  # the rate this step used
+                if sched.interval == "step":
+                    scheduler.step(epoch + done / len(batches))
+                hits, steps = token_hits(logits.detach(), batch["tokens"], batch["valid"])
+                window.add(loss, hits, steps * hits.numel(), len(batch["valid"]))
+                bar.update(1)
+                stopping = cfg.max_steps is not None and step >= cfg.max_steps
+                if step % cfg.log_every_steps == 0 or done == len(batches) or stopping:
+                    train_metrics = window.collect(job)
+                    train_metrics["train/lr"] = lr
+                    bar.set_postfix(
+                        loss=f"{train_metrics['train/loss']:.3f}",
+                        lr=f"{lr:.2e}",
+                        samples_s=f"{train_metrics['train/samples_per_s']:.1f}",
+                        refresh=False,
+                    )
+                    if metrics_log is not None:
+                        metrics_log.write(
+                            {
+                                "step": step,
+                                "epoch": epoch + done / len(batches),
+                                "time_s": clock(),
+                                **train_metrics,
+                            }
+                        )
+                if stopping:
+                    break
+                if (
+                    cfg.checkpoint_every_steps
+                    and step % cfg.checkpoint_every_steps == 0
+                    and done < len(batches)
+                ):
+                    save(LAST_CHECKPOINT, epoch, done)
+            bar.close()
+            if done < len(batches):  # max_steps reached inside the epoch
+                if validate_and_log(epoch + done / len(batches)):
+                    save(BEST_CHECKPOINT, epoch, done)
+                save(LAST_CHECKPOINT, epoch, done)
+                break
+            skip = 0
+            if sched.interval == "epoch":
+                scheduler.step(epoch + 1)
+            if sched.verbose:
+                log.info("epoch %d: learning rate now %.3e", epoch + 1, optimizer.param_groups[0]["lr"])
+            stopping = cfg.max_steps is not None and step >= cfg.max_steps
+            validating = (epoch + 1) % cfg.val_interval == 0 or epoch + 1 == cfg.epochs or stopping
+            if validating and validate_and_log(epoch + 1):
+                save(BEST_CHECKPOINT, epoch + 1, 0)
+            if validating or (cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0):
+                save(LAST_CHECKPOINT, epoch + 1, 0)
+    finally:
+        if metrics_log is not None:
+            metrics_log.close()
+        if file_handler is not None:
+            logging.getLogger().removeHandler(file_handler)
+            file_handler.close()
+    summary = {
+        "run_dir": str(run_dir),
+        "steps": step,
+        "epochs": cfg.epochs,
+        "seconds": clock(),
+        **train_metrics,
+        **{k: v for k, v in val_metrics.items() if k.count("/") == 1},
+    }
+    if best < math.inf:
+        summary["best_val_loss"] = best
+    return summary
+
+
+class _Window:
+    """Running sums of the train metrics between two log rows, kept on the device (no sync per step)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(
+            4, dtype=torch.float64, device=device
+        )  # loss (per step), hits, tokens, samples
+        self.steps = 0
+        self.start = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, hits: torch.Tensor, tokens: int, samples: int) -> None:
+        self.sums[0] += loss.detach().double()
+        self.sums[1] += hits.sum()
+        self.sums[2] += tokens
+        self.sums[3] += samples
+        self.steps += 1
+
+    def collect(self, job: Distributed) -> dict[str, float]:
+        """Mean loss and token accuracy since the last call (all ranks), samples/s of the whole job."""
+        if job.enabled:
+            dist.all_reduce(self.sums)
+        loss, hits, tokens, samples = self.sums.tolist()
+        out = {
+            "train/loss": loss / (self.steps * job.world_size),
+            "train/token_acc": hits / max(tokens, 1.0),
+            "train/samples_per_s": samples / (time.perf_counter() - self.start),
+        }
+        self.sums.zero_()
+        self.steps = 0
+        self.start = time.perf_counter()
+        return out
+
+
+# ---------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        help="training config JSON (IO's train_config.json keys are valid; see train_configs/)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, value as JSON (e.g. epochs=2, network_configs.num_layers=2)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    job = launch_environment()
+    try:
+        cfg = load_config(TrainConfig, args.config, args.overrides)
+        device = select_device(cfg.device, job)
+        init_process_group(job, device)
+        if not job.is_main:
+            logging.getLogger().setLevel(logging.WARNING)
+        summary = train(cfg, device, job, args.config)
+    except ValueError as e:  # ConfigError, DatasetError, CheckpointError: the message names the key or file
+        print(f"rt1-sim train: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if job.is_main:
+        print(json.dumps(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rt1_sim.train` (what torchrun launches)."""
+    parser = argparse.ArgumentParser(prog="python -m rt1_sim.train", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
