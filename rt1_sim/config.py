@@ -180,7 +180,7 @@ def get_preset(name: str, **overrides: Any) -> NetworkConfig:
     return NetworkConfig.from_dict(overrides, base=PRESETS[name], source=f"overrides of preset {name!r}")
 
 
-# ---- strict JSON -> frozen dataclass loading, shared by every config (EvalConfig below; TrainConfig too) ----
+# ---- strict JSON -> frozen dataclass loading, shared by every config (EvalConfig, TrainConfig) ----
 C = TypeVar("C")
 
 
@@ -229,27 +229,29 @@ def _check_value(value: Any, hint: Any, key: str, source: str) -> Any:
                 return _check_value(value, option, key, source)
             except ConfigError:
                 continue
-    elif hint is bool and isinstance(value, bool):
-        return value
-    elif hint is int and isinstance(value, int) and not isinstance(value, bool):
+    elif (
+        (hint is bool and isinstance(value, bool))
+        or (hint is int and isinstance(value, int) and not isinstance(value, bool))
+        or (hint is str and isinstance(value, str))
+    ):
         return value
     elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    elif hint is str and isinstance(value, str):
-        return value
     elif origin is tuple and isinstance(value, (list, tuple)):
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_check_value(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
         if len(value) == len(args):
-            return tuple(_check_value(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
-    elif (hint is dict or origin is dict) and isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+            items = enumerate(zip(value, args))
+            return tuple(_check_value(v, a, f"{key}[{i}]", source) for i, (v, a) in items)
+    elif (hint is dict or origin is dict) and isinstance(value, Mapping):  # JSON keys are strings
         item = args[1] if args else Any
         return {k: _check_value(v, item, f"{key}.{k}", source) for k, v in value.items()}
     raise ConfigError(f"{source}: key {key!r} must be {_type_name(hint)}, got {value!r}")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """`a.b=value` -> ("a.b", value), the value read as JSON if it parses, else kept as a string (`name=random`)."""
+    """`a.b=value` -> ("a.b", value), the value read as JSON if it parses, else kept as a string
+    (`policy.name=random`)."""
     key, sep, raw = text.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {text!r}: expected key.path=value")
@@ -294,7 +296,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """Plain JSON-ready dict of a config dataclass (tuples become lists), the inverse of `config_from_dict`."""
+    """Plain JSON-ready dict of a config dataclass (tuples become lists); inverse of `config_from_dict`."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
@@ -308,8 +310,8 @@ EVAL_SEED_START = 1_000_000
 class EvalPolicyConfig:
     """Which policy a suite evaluates, and how it acts."""
 
-    # "auto": the bundled RT-1 checkpoint if present, else the scripted expert; "scripted"; "random"; or the path
-    # of an RT-1 checkpoint (.pt), which carries its own model config.
+    # "auto": the bundled RT-1 checkpoint if present, else the scripted expert; "scripted"; "random"; or the
+    # path of an RT-1 checkpoint (.pt), which carries its own model config.
     name: str = "auto"
     terminate_on_action: bool = True  # the policy's terminate output ends the episode, as in the RT-1 paper
     expert_noise: float = 0.0  # scripted expert's action noise, fraction of the action bounds

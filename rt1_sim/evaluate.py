@@ -1,15 +1,16 @@
 """`rt1-sim eval`: closed-loop evaluation of any Policy on a suite of fixed-seed PandaPick scenes.
 
 A suite (`eval_configs/*.json`, an `EvalConfig`) fixes the env options, the seeds (episode k uses seed
-`seed_start + k`, so two policies meet identical scenes) and the episode limit. Episodes run in `workers` spawned
-processes, each with one env and one policy, through the one `rollout` loop; stateful policy randomness is seeded
-per episode, so per-episode results depend only on the seeds, never on the number of workers. Under `torchrun`
-the episodes are sharded by rank and gathered over gloo, with the same results as one process.
+`seed_start + k`, so two policies meet identical scenes) and the episode limit. Episodes run in `workers`
+spawned processes, each with one env and one policy, through the one `rollout` loop; stateful policy
+randomness is seeded per episode, so per-episode results depend only on the seeds, never on the number of
+workers. Under `torchrun` the episodes are sharded by rank and gathered over gloo: the same results as one
+process.
 
-The run folder gets `results.json` (aggregate success rate with a Wilson 95% interval, per-variation breakdown,
-per-episode rows, config, checkpoint and versions; timings only in its `timing` block), `episodes.csv`, `eval.log`
-and mp4 videos (front | wrist, with step and success overlaid). Every file is written atomically. torch is
-imported only for RT-1 checkpoints (or under torchrun).
+The run folder gets `results.json` (aggregate success rate with a Wilson 95% interval, per-variation
+breakdown, per-episode rows, config, checkpoint and versions; timings only in its `timing` block),
+`episodes.csv`, `eval.log` and mp4 videos (front | wrist, with step and success overlaid). Every file is
+written atomically. torch is imported only for RT-1 checkpoints (or under torchrun).
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ import hashlib
 import inspect
 import json
 import logging
-import math
 import multiprocessing as mp
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import imageio.v2 as imageio
@@ -45,8 +46,14 @@ import rt1_sim
 from envs.scripted_expert import ScriptedExpert
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import ConfigError, EvalConfig, config_to_dict, load_config
-from rt1_sim.data.episodes import (EpisodeRecorder, clean_incomplete, commit_episode, stage_episode, staging_dirs,
-                                   write_dataset_info)
+from rt1_sim.data.episodes import (
+    EpisodeRecorder,
+    clean_incomplete,
+    commit_episode,
+    stage_episode,
+    staging_dirs,
+    write_dataset_info,
+)
 from rt1_sim.policy import Policy, RandomPolicy
 from rt1_sim.rollout import rollout
 from rt1_sim.stats import wilson_interval
@@ -60,9 +67,24 @@ DEFAULT_SUITE = REPO_ROOT / "eval_configs" / "default.json"
 POLICY_KEYWORDS = ("auto", "scripted", "random")  # anything else names an RT-1 checkpoint
 VIDEO_MODES = ("all", "failures", "none")
 RESULTS_FILE, EPISODES_FILE, LOG_FILE, VIDEO_DIR = "results.json", "episodes.csv", "eval.log", "videos"
-RECORD_CONFIG_FILE = "eval_config.json"  # written into a --record dataset, as collect writes collect_config.json
-EPISODE_COLUMNS = ("seed", "success", "success_once", "steps", "final_cube_height", "end_reason", "instruction",
-                   "cube_color", "num_distractors", "cube_size", "cube_x", "cube_y", "video")
+RECORD_CONFIG_FILE = (
+    "eval_config.json"  # written into a --record dataset, as collect writes collect_config.json
+)
+EPISODE_COLUMNS = (
+    "seed",
+    "success",
+    "success_once",
+    "steps",
+    "final_cube_height",
+    "end_reason",
+    "instruction",
+    "cube_color",
+    "num_distractors",
+    "cube_size",
+    "cube_x",
+    "cube_y",
+    "video",
+)
 BREAKDOWN_BINS = 3  # equal-width bins over the suite's range, for continuous variations (position, size)
 RENDERER = "pybullet ER_TINY_RENDERER (CPU)"  # what envs/sim.py renders every camera with
 CAPTION_HEIGHT = 14  # pixels above the images for the overlaid text (PIL's default font is ~11 px tall)
@@ -78,7 +100,7 @@ def video_frame(obs: dict[str, np.ndarray], step: int, success: bool) -> np.ndar
     height = -(-(h + CAPTION_HEIGHT) // MACRO_BLOCK) * MACRO_BLOCK
     width = -(-w // MACRO_BLOCK) * MACRO_BLOCK
     canvas = np.zeros((height, width, 3), np.uint8)
-    canvas[height - h:, :w] = images
+    canvas[height - h :, :w] = images
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
     draw.text((2, 1), f"step {step}", fill=(255, 255, 255))
@@ -90,7 +112,9 @@ def video_frame(obs: dict[str, np.ndarray], step: int, success: bool) -> np.ndar
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
     """Encode frames as an H.264 mp4 (imageio's ffmpeg plugin), atomically: a temp file, then os.replace."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # ffmpeg picks the container by suffix
+    tmp = path.with_name(
+        f".{path.stem}.{os.getpid()}.tmp{path.suffix}"
+    )  # ffmpeg picks the container by suffix
     try:
         with imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=MACRO_BLOCK) as writer:
             for frame in frames:
@@ -117,8 +141,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 def rate_block(successes: int, episodes: int) -> dict[str, Any]:
     """{episodes, successes, success_rate, ci95_low, ci95_high} with the Wilson 95% interval."""
     low, high = wilson_interval(successes, episodes)
-    return {"episodes": episodes, "successes": successes, "success_rate": successes / episodes,
-            "ci95_low": low, "ci95_high": high}
+    return {
+        "episodes": episodes,
+        "successes": successes,
+        "success_rate": successes / episodes,
+        "ci95_low": low,
+        "ci95_high": high,
+    }
 
 
 def bin_of(value: float, low: float, high: float, bins: int = BREAKDOWN_BINS) -> tuple[int, str]:
@@ -132,8 +161,8 @@ def bin_of(value: float, low: float, high: float, bins: int = BREAKDOWN_BINS) ->
 
 
 def breakdown(rows: Sequence[dict[str, Any]], ranges: dict[str, tuple[float, float]]) -> dict[str, Any]:
-    """Success per variation: cube colour and distractor count by value; cube size and x/y position binned over
-    the suite's `ranges` ({"cube_size": (lo, hi), "cube_x": ..., "cube_y": ...}). Groups are in value order."""
+    """Success per variation: cube colour and distractor count by value; cube size and x/y position binned
+    over the suite's `ranges` ({"cube_size": (lo, hi), "cube_x": ..., "cube_y": ...}), in value order."""
     keys: dict[str, Callable[[dict[str, Any]], tuple[Any, str]]] = {
         "cube_color": lambda r: (r["cube_color"], r["cube_color"]),
         "num_distractors": lambda r: (r["num_distractors"], str(r["num_distractors"])),
@@ -149,16 +178,24 @@ def breakdown(rows: Sequence[dict[str, Any]], ranges: dict[str, tuple[float, flo
 
 
 def versions() -> dict[str, Any]:
-    """Software that can change results (rendering drifts between simulator versions); torch is not imported."""
+    """Software that can change results (rendering drifts between simulator versions); never imports torch."""
+
     def version(package: str) -> str | None:
         try:
             return metadata.version(package)
         except metadata.PackageNotFoundError:
             return None
 
-    return {"rt1_sim": rt1_sim.__version__, "python": platform.python_version(), "pybullet": version("pybullet"),
-            "pybullet_api": pybullet.getAPIVersion(), "renderer": RENDERER, "torch": version("torch"),
-            "numpy": np.__version__, "gymnasium": gym.__version__}
+    return {
+        "rt1_sim": rt1_sim.__version__,
+        "python": platform.python_version(),
+        "pybullet": version("pybullet"),
+        "pybullet_api": pybullet.getAPIVersion(),
+        "renderer": RENDERER,
+        "torch": version("torch"),
+        "numpy": np.__version__,
+        "gymnasium": gym.__version__,
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -192,12 +229,14 @@ class PolicyChoice:
 
 
 def resolve_policy(name: str) -> PolicyChoice:
-    """"auto" -> the bundled RT-1 checkpoint if it exists, else the scripted expert (with a warning);
+    """ "auto" -> the bundled RT-1 checkpoint if it exists, else the scripted expert (with a warning);
     "scripted" | "random"; anything else is the path of an RT-1 checkpoint."""
     if name == "auto":
         if BUNDLED_CHECKPOINT.is_file():
             return PolicyChoice("rt1", BUNDLED_CHECKPOINT)
-        log.warning("no bundled RT-1 checkpoint at %s: evaluating the scripted expert instead", BUNDLED_CHECKPOINT)
+        log.warning(
+            "no bundled RT-1 checkpoint at %s: evaluating the scripted expert instead", BUNDLED_CHECKPOINT
+        )
         return PolicyChoice("scripted")
     if name in POLICY_KEYWORDS:
         return PolicyChoice(name)
@@ -205,13 +244,13 @@ def resolve_policy(name: str) -> PolicyChoice:
 
 
 def _load_rt1(checkpoint: Path, device: str) -> Policy:
-    """RT1Policy from a checkpoint; torch is imported here and only here (a bad file raises CheckpointError)."""
+    """RT1Policy from a checkpoint; torch is imported here and only here (a bad file: CheckpointError)."""
     from rt1_sim.policy import RT1Policy
 
     return RT1Policy.from_checkpoint(checkpoint, device=device)
 
 
-# ---------------------------------------------------------------- worker side: one env + one policy per process
+# ---------------------------------------------------------------- worker side: one env + one policy each
 @dataclass(frozen=True)
 class _Job:
     """Everything a worker needs (picklable): resolved env options, policy, what to write where."""
@@ -239,9 +278,10 @@ def _init_worker(job: _Job, rt1: Policy | None = None) -> None:
 
 
 def _policy_for_episodes(job: _Job, env: gym.Env, rt1: Policy | None) -> Callable[[int], Policy]:
-    """episode seed -> the policy for that episode. The random policy is re-seeded from each episode's seed (its
-    RNG would otherwise carry over between whichever episodes a worker happens to run); the expert seeds its noise
-    per episode itself, and RT-1 is deterministic (argmax tokens) with its history cleared by reset()."""
+    """episode seed -> the policy for that episode. The random policy is re-seeded from each episode's seed
+    (its RNG would otherwise carry over between whichever episodes a worker happens to run); the expert seeds
+    its noise per episode itself, and RT-1 is deterministic (argmax tokens), its history cleared by reset().
+    """
     options = job.config.policy
     if job.policy.kind == "random":
         return lambda seed: RandomPolicy(seed=_episode_seed(options.seed, seed))
@@ -255,9 +295,13 @@ def _policy_for_episodes(job: _Job, env: gym.Env, rt1: Policy | None) -> Callabl
 def _variation(env: envs.PandaPickEnv) -> dict[str, Any]:
     """The scene variation drawn for the current episode (read right after reset)."""
     state = env.privileged_state()
-    return {"cube_color": env.cube_color_name, "num_distractors": env.num_distractors,
-            "cube_size": float(state["cube_size"]), "cube_x": float(state["cube_pos"][0]),
-            "cube_y": float(state["cube_pos"][1])}
+    return {
+        "cube_color": env.cube_color_name,
+        "num_distractors": env.num_distractors,
+        "cube_size": float(state["cube_size"]),
+        "cube_x": float(state["cube_pos"][0]),
+        "cube_y": float(state["cube_pos"][1]),
+    }
 
 
 def _run_episode(seed: int) -> dict[str, Any]:
@@ -280,13 +324,25 @@ def _run_episode(seed: int) -> dict[str, Any]:
     if job.video == "all" or (job.video == "failures" and not result.success):
         video = f"{VIDEO_DIR}/seed_{seed}.mp4"
         write_video(Path(job.out) / video, frames, fps=env.unwrapped.control_hz)
-    row = {"seed": seed, "success": result.success, "success_once": result.success_once, "steps": result.steps,
-           "final_cube_height": result.final_cube_height, "end_reason": result.end_reason,
-           "instruction": result.instruction, **variation, "video": video}
+    row = {
+        "seed": seed,
+        "success": result.success,
+        "success_once": result.success_once,
+        "steps": result.steps,
+        "final_cube_height": result.final_cube_height,
+        "end_reason": result.end_reason,
+        "instruction": result.instruction,
+        **variation,
+        "video": video,
+    }
     if recorder is not None:
         meta = {k: row[k] for k in ("seed", "success", "success_once", "end_reason", "final_cube_height")}
-        stage_episode(Path(job.record), CAMERA_NAMES, f"seed{seed}",
-                      recorder.episode(result.instruction, {**meta, "policy": job.policy.label}))
+        stage_episode(
+            Path(job.record),
+            CAMERA_NAMES,
+            f"seed{seed}",
+            recorder.episode(result.instruction, {**meta, "policy": job.policy.label}),
+        )
     return {"row": row, "sim_seconds": result.sim_seconds, "policy_seconds": result.policy_seconds}
 
 
@@ -309,11 +365,13 @@ class EvalReport:
     def summary(self) -> str:
         """One line a person can paste: suite, policy, successes, rate with its interval, speed."""
         r, t = self.results, self.results["timing"]
-        return (f"{r['config']['name']} suite, policy {r['policy']['label']}: {r['successes']}/{r['episodes']} "
-                f"success = {r['success_rate']:.1%} (Wilson 95% CI {r['ci95_low']:.1%}-{r['ci95_high']:.1%}), "
-                f"success_once {r['success_once']:.1%}, {r['mean_steps']:.1f} mean steps; "
-                f"{t['episodes_per_minute']:.1f} episodes/min with {t['workers']} worker(s) x "
-                f"{t['world_size']} process(es); {self.out / RESULTS_FILE}")
+        return (
+            f"{r['config']['name']} suite, policy {r['policy']['label']}: {r['successes']}/{r['episodes']} "
+            f"success = {r['success_rate']:.1%} (Wilson 95% CI {r['ci95_low']:.1%}-{r['ci95_high']:.1%}), "
+            f"success_once {r['success_once']:.1%}, {r['mean_steps']:.1f} mean steps; "
+            f"{t['episodes_per_minute']:.1f} episodes/min with {t['workers']} worker(s) x "
+            f"{t['world_size']} process(es); {self.out / RESULTS_FILE}"
+        )
 
 
 def _distributed() -> tuple[int, int]:
@@ -329,7 +387,8 @@ def _distributed() -> tuple[int, int]:
 
 
 def _check_env_options(options: dict[str, Any], source: str) -> None:
-    # terminate_on_action is policy.terminate_on_action (EvalConfig refuses it here); render_mode is not a variation
+    # terminate_on_action comes from policy.terminate_on_action (EvalConfig refuses it here); render_mode
+    # is not a scene variation
     excluded = ("self", "render_mode", "terminate_on_action")
     valid = [p for p in inspect.signature(envs.PandaPickEnv.__init__).parameters if p not in excluded]
     for key in options:
@@ -338,21 +397,24 @@ def _check_env_options(options: dict[str, Any], source: str) -> None:
 
 
 def _env_options(config: EvalConfig, rt1: Policy | None, source: str) -> dict[str, Any]:
-    """The suite's env options, plus the terminate switch and, for RT-1, the image size the model was built for."""
+    """The suite's env options, the terminate switch and, for RT-1, the image size the model was built for."""
     _check_env_options(config.env_options, source)
     options = {**config.env_options, "terminate_on_action": config.policy.terminate_on_action}
     if rt1 is not None:
         net = rt1.model.config
         wanted = [net.image_height, net.image_width]
         if "image_size" in options and list(options["image_size"]) != wanted:
-            raise ConfigError(f"{source}: env_options.image_size is {list(options['image_size'])}, but the "
-                              f"checkpoint's model takes {wanted} images")
+            raise ConfigError(
+                f"{source}: env_options.image_size is {list(options['image_size'])}, but the "
+                f"checkpoint's model takes {wanted} images"
+            )
         options["image_size"] = wanted
     return options
 
 
-def _run_shard(job: _Job, seeds: Sequence[int], workers: int, rt1: Policy | None,
-               progress: bool) -> list[dict[str, Any]]:
+def _run_shard(
+    job: _Job, seeds: Sequence[int], workers: int, rt1: Policy | None, progress: bool
+) -> list[dict[str, Any]]:
     """Run `seeds` in seed order with `workers` processes (1: in this process)."""
     outcomes = []
     successes = 0
@@ -361,7 +423,7 @@ def _run_shard(job: _Job, seeds: Sequence[int], workers: int, rt1: Policy | None
     if pool is None:
         _init_worker(job, rt1)
     try:
-        for outcome in (pool.imap(_run_episode, seeds) if pool else map(_run_episode, seeds)):
+        for outcome in pool.imap(_run_episode, seeds) if pool else map(_run_episode, seeds):
             outcomes.append(outcome)
             successes += outcome["row"]["success"]
             bar.update(1)
@@ -375,9 +437,15 @@ def _run_shard(job: _Job, seeds: Sequence[int], workers: int, rt1: Policy | None
     return outcomes
 
 
-def evaluate(config: EvalConfig, out: str | Path, workers: int = 1, video: str = "none",
-             record: str | Path | None = None, config_file: str | Path | None = None,
-             progress: bool = True) -> EvalReport:
+def evaluate(
+    config: EvalConfig,
+    out: str | Path,
+    workers: int = 1,
+    video: str = "none",
+    record: str | Path | None = None,
+    config_file: str | Path | None = None,
+    progress: bool = True,
+) -> EvalReport:
     """Evaluate `config.policy` on the suite `config`, write the run folder `out`, return the report.
 
     `workers` processes (per torchrun rank) run the episodes; `video` is "all", "failures" or "none";
@@ -397,8 +465,11 @@ def evaluate(config: EvalConfig, out: str | Path, workers: int = 1, video: str =
         probe = gym.make(ENV_ID, **env_options)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{source}: env_options: {e}") from None
-    ranges = {"cube_size": probe.unwrapped.cube_size_range, "cube_x": probe.unwrapped.x_range,
-              "cube_y": probe.unwrapped.y_range}
+    ranges = {
+        "cube_size": probe.unwrapped.cube_size_range,
+        "cube_x": probe.unwrapped.x_range,
+        "cube_y": probe.unwrapped.y_range,
+    }
     max_steps = config.max_steps or probe.spec.max_episode_steps
     probe.close()
 
@@ -412,8 +483,16 @@ def evaluate(config: EvalConfig, out: str | Path, workers: int = 1, video: str =
     workers = min(workers, max(len(seeds), 1))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     threads = max(1, _available_cores() // (workers * local_world)) if rt1 is not None else None
-    job = _Job(config=config, policy=choice, env_options=env_options, max_steps=max_steps, video=video,
-               out=str(out), record=str(record) if record is not None else None, torch_threads=threads)
+    job = _Job(
+        config=config,
+        policy=choice,
+        env_options=env_options,
+        max_steps=max_steps,
+        video=video,
+        out=str(out),
+        record=str(record) if record is not None else None,
+        torch_threads=threads,
+    )
     start = time.perf_counter()
     outcomes = _run_shard(job, seeds, workers, rt1 if workers == 1 else None, progress and rank == 0)
     if world > 1:
@@ -429,41 +508,73 @@ def evaluate(config: EvalConfig, out: str | Path, workers: int = 1, video: str =
     results = _results(config, source, choice, rows, ranges)
     steps = sum(r["steps"] for r in rows)
     results["timing"] = {  # the only part that changes between identical runs
-        "wall_seconds": wall, "episodes_per_minute": 60.0 * len(rows) / wall,
+        "wall_seconds": wall,
+        "episodes_per_minute": 60.0 * len(rows) / wall,
         "sim_seconds_per_step": sum(o["sim_seconds"] for o in outcomes) / max(steps, 1),
         "policy_seconds_per_step": sum(o["policy_seconds"] for o in outcomes) / max(steps, 1),
-        "workers": workers, "world_size": world, "torch_threads_per_worker": threads}
+        "workers": workers,
+        "world_size": world,
+        "torch_threads_per_worker": threads,
+    }
     report = EvalReport(results, out)
     if rank == 0:
         atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=1) + "\n")
-        atomic_write_text(out / EPISODES_FILE, pd.DataFrame(rows, columns=list(EPISODE_COLUMNS))
-                          .to_csv(index=False, float_format="%.6g"))
+        atomic_write_text(
+            out / EPISODES_FILE,
+            pd.DataFrame(rows, columns=list(EPISODE_COLUMNS)).to_csv(index=False, float_format="%.6g"),
+        )
         if record is not None:
             _commit_recording(record, rows, results)
         log.info("wrote %s and %s to %s", RESULTS_FILE, EPISODES_FILE, out)
     return report
 
 
-def _results(config: EvalConfig, source: str, choice: PolicyChoice, rows: list[dict[str, Any]],
-             ranges: dict[str, tuple[float, float]]) -> dict[str, Any]:
+def _results(
+    config: EvalConfig,
+    source: str,
+    choice: PolicyChoice,
+    rows: list[dict[str, Any]],
+    ranges: dict[str, tuple[float, float]],
+) -> dict[str, Any]:
     """results.json without its timing block: identical for identical suites, whatever the workers."""
     n = len(rows)
     successes = sum(r["success"] for r in rows)
     steps = [r["steps"] for r in rows]
     rate = rate_block(successes, n)
-    aggregated = {**rate, "pc_success": 100.0 * rate["success_rate"], "success_at_end": rate["success_rate"],
-                  "success_once": sum(r["success_once"] for r in rows) / n,
-                  "mean_steps": float(np.mean(steps)), "median_steps": float(np.median(steps))}
+    aggregated = {
+        **rate,
+        "pc_success": 100.0 * rate["success_rate"],
+        "success_at_end": rate["success_rate"],
+        "success_once": sum(r["success_once"] for r in rows) / n,
+        "mean_steps": float(np.mean(steps)),
+        "median_steps": float(np.median(steps)),
+    }
     checkpoint = choice.checkpoint
-    policy = {"name": config.policy.name, "kind": choice.kind, "label": choice.label,
-              "checkpoint": str(checkpoint) if checkpoint is not None else None,
-              "checkpoint_sha256": _sha256(checkpoint) if checkpoint is not None else None}
-    return {"success_rate": aggregated["success_rate"], "ci95_low": aggregated["ci95_low"],
-            "ci95_high": aggregated["ci95_high"], "episodes": n, "successes": successes,
-            "success_at_end": aggregated["success_at_end"], "success_once": aggregated["success_once"],
-            "mean_steps": aggregated["mean_steps"], "median_steps": aggregated["median_steps"],
-            "aggregated": aggregated, "per_variation": breakdown(rows, ranges), "policy": policy,
-            "config": config_to_dict(config), "config_file": source, "versions": versions(), "per_episode": rows}
+    policy = {
+        "name": config.policy.name,
+        "kind": choice.kind,
+        "label": choice.label,
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "checkpoint_sha256": _sha256(checkpoint) if checkpoint is not None else None,
+    }
+    return {
+        "success_rate": aggregated["success_rate"],
+        "ci95_low": aggregated["ci95_low"],
+        "ci95_high": aggregated["ci95_high"],
+        "episodes": n,
+        "successes": successes,
+        "success_at_end": aggregated["success_at_end"],
+        "success_once": aggregated["success_once"],
+        "mean_steps": aggregated["mean_steps"],
+        "median_steps": aggregated["median_steps"],
+        "aggregated": aggregated,
+        "per_variation": breakdown(rows, ranges),
+        "policy": policy,
+        "config": config_to_dict(config),
+        "config_file": source,
+        "versions": versions(),
+        "per_episode": rows,
+    }
 
 
 def _commit_recording(record: Path, rows: Sequence[dict[str, Any]], results: dict[str, Any]) -> None:
@@ -478,20 +589,37 @@ def _commit_recording(record: Path, rows: Sequence[dict[str, Any]], results: dic
 # ---------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     default_suite = DEFAULT_SUITE if DEFAULT_SUITE.is_file() else None
-    parser.add_argument("--config", type=Path, default=default_suite,
-                        help=f"eval suite JSON (default: {default_suite or 'the EvalConfig defaults'})")
-    parser.add_argument("--policy", help="scripted | random | auto | PATH.pt (an RT-1 checkpoint); default: the "
-                        "suite's policy.name ('auto': the bundled RT-1 checkpoint, else the scripted expert)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default_suite,
+        help=f"eval suite JSON (default: {default_suite or 'the EvalConfig defaults'})",
+    )
+    parser.add_argument(
+        "--policy",
+        help="scripted | random | auto | PATH.pt (an RT-1 checkpoint); default: the "
+        "suite's policy.name ('auto': the bundled RT-1 checkpoint, else the scripted expert)",
+    )
     parser.add_argument("--episodes", type=int, help="number of episodes (default: the suite's)")
     parser.add_argument("--seed-start", type=int, help="env seed of the first episode (default: the suite's)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="parallel env processes per torchrun process (default: the available cores); "
-                        "does not change the results")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel env processes per torchrun process (default: the available cores); "
+        "does not change the results",
+    )
     parser.add_argument("--video", choices=VIDEO_MODES, default="failures", help="which episodes get an mp4")
     parser.add_argument("--record", type=Path, help="also save every episode as a dataset (IO layout) here")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/eval/<suite>_<policy>)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a suite key, value as JSON (e.g. env_options.num_distractors=2)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a suite key, value as JSON (e.g. env_options.num_distractors=2)",
+    )
 
 
 def _leave_process_group() -> None:
@@ -506,8 +634,11 @@ def run(args: argparse.Namespace) -> int:
     handler = None
     try:
         config = load_config(EvalConfig, args.config, args.overrides)
-        shortcuts = {"policy": dataclasses.replace(config.policy, name=args.policy) if args.policy else None,
-                     "episodes": args.episodes, "seed_start": args.seed_start}
+        shortcuts = {
+            "policy": dataclasses.replace(config.policy, name=args.policy) if args.policy else None,
+            "episodes": args.episodes,
+            "seed_start": args.seed_start,
+        }
         config = dataclasses.replace(config, **{k: v for k, v in shortcuts.items() if v is not None})
         out = args.out or Path("runs") / "eval" / f"{config.name}_{Path(config.policy.name).stem}"
         workers = args.workers
@@ -518,8 +649,9 @@ def run(args: argparse.Namespace) -> int:
             handler = logging.FileHandler(out / LOG_FILE, mode="w")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             logging.getLogger().addHandler(handler)
-        report = evaluate(config, out, workers=workers, video=args.video, record=args.record,
-                          config_file=args.config)
+        report = evaluate(
+            config, out, workers=workers, video=args.video, record=args.record, config_file=args.config
+        )
     except ValueError as e:  # ConfigError, CheckpointError, bad env option values: the message says it all
         print(f"rt1-sim eval: error: {e}", file=sys.stderr)
         return 2

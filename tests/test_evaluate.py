@@ -25,8 +25,13 @@ SUITES = Path(__file__).resolve().parent.parent / "eval_configs"
 
 
 def _suite(policy: str, episodes: int, max_steps: int | None = None, **env_options) -> EvalConfig:
-    return EvalConfig(name="test", episodes=episodes, max_steps=max_steps, env_options=env_options,
-                      policy=EvalPolicyConfig(name=policy))
+    return EvalConfig(
+        name="test",
+        episodes=episodes,
+        max_steps=max_steps,
+        env_options=env_options,
+        policy=EvalPolicyConfig(name=policy),
+    )
 
 
 def _without_timing(out: Path) -> dict:
@@ -87,8 +92,19 @@ def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
 def test_torchrun_shards_give_the_same_results(tmp_path):
     common = ["eval", "--policy", "scripted", "--episodes", "3", "--video", "none", "--workers", "1"]
     assert main(common + ["--out", str(tmp_path / "single")]) == 0
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "rt1_sim.cli", *common,
-           "--out", str(tmp_path / "sharded")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "rt1_sim.cli",
+        *common,
+        "--out",
+        str(tmp_path / "sharded"),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     sharded = json.loads((tmp_path / "sharded" / ev.RESULTS_FILE).read_text())
     assert sharded["timing"]["world_size"] == 2
@@ -102,11 +118,16 @@ def test_rt1_checkpoint_is_evaluated_at_its_image_size(tmp_path):
     from rt1_sim.model.rt1 import RT1
 
     path = tmp_path / "tiny.pt"
-    save_checkpoint(path, checkpoint_state(RT1(get_preset("micro", image_height=32, image_width=32, crop_size=32))))
+    save_checkpoint(
+        path, checkpoint_state(RT1(get_preset("micro", image_height=32, image_width=32, crop_size=32)))
+    )
     suite = _suite(str(path), 2, max_steps=4)
     for workers in (1, 2):
         report = ev.evaluate(suite, tmp_path / f"w{workers}", workers=workers, video="all", progress=False)
-        assert report.results["policy"]["kind"] == "rt1" and len(report.results["policy"]["checkpoint_sha256"]) == 64
+        assert (
+            report.results["policy"]["kind"] == "rt1"
+            and len(report.results["policy"]["checkpoint_sha256"]) == 64
+        )
     assert _without_timing(tmp_path / "w1") == _without_timing(tmp_path / "w2")
     frame = imageio.mimread(tmp_path / "w1" / report.per_episode[0]["video"], format="FFMPEG")[0]
     assert frame.shape == (48, 64, 3)  # two 32x32 cameras under the caption, padded to macro blocks
@@ -131,13 +152,17 @@ def test_bad_checkpoint_and_config_keys_are_clear_errors(tmp_path, capsys):
 
 
 def test_shipped_suites(tmp_path):
-    default, hard = load_config(EvalConfig, SUITES / "default.json"), load_config(EvalConfig, SUITES / "hard.json")
+    default, hard = (
+        load_config(EvalConfig, SUITES / "default.json"),
+        load_config(EvalConfig, SUITES / "hard.json"),
+    )
     assert default.episodes >= 100 and hard.episodes >= 100  # fewer trials swing run to run
     assert min(default.seed_start, hard.seed_start) >= EVAL_SEED_START  # disjoint from collection's seeds
     assert set(default.seeds).isdisjoint(hard.seeds)
     assert hard.env_options["cube_color"] == "random" and hard.env_options["num_distractors"] >= 2
-    report = ev.evaluate(replace(hard, episodes=2, policy=EvalPolicyConfig(name="scripted")), tmp_path,
-                         progress=False)
+    report = ev.evaluate(
+        replace(hard, episodes=2, policy=EvalPolicyConfig(name="scripted")), tmp_path, progress=False
+    )
     assert report.results["successes"] == 2
 
 
@@ -152,17 +177,28 @@ def test_auto_policy_falls_back_to_the_expert_with_a_warning(tmp_path, monkeypat
 
 
 def test_torch_is_not_imported_for_scripted_or_random(tmp_path):
-    code = ("import sys; from rt1_sim.evaluate import evaluate; from rt1_sim.config import EvalConfig, "
-            "EvalPolicyConfig; evaluate(EvalConfig(episodes=1, max_steps=3, policy=EvalPolicyConfig(name='random')), "
-            f"{str(tmp_path)!r}, progress=False); assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from rt1_sim.evaluate import evaluate; from rt1_sim.config import EvalConfig, "
+        "EvalPolicyConfig; "
+        "evaluate(EvalConfig(episodes=1, max_steps=3, policy=EvalPolicyConfig(name='random')), "
+        f"{str(tmp_path)!r}, progress=False); assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
 
 
 @pytest.mark.slow
 def test_default_suite_ceiling_and_floor(tmp_path):
-    expert = ev.evaluate(load_config(EvalConfig, SUITES / "default.json", ["policy.name=scripted"]),
-                         tmp_path / "expert", workers=2, progress=False)
+    expert = ev.evaluate(
+        load_config(EvalConfig, SUITES / "default.json", ["policy.name=scripted"]),
+        tmp_path / "expert",
+        workers=2,
+        progress=False,
+    )
     assert expert.results["ci95_low"] >= 0.9
-    random = ev.evaluate(load_config(EvalConfig, SUITES / "default.json", ["policy.name=random"]),
-                         tmp_path / "random", workers=2, progress=False)
+    random = ev.evaluate(
+        load_config(EvalConfig, SUITES / "default.json", ["policy.name=random"]),
+        tmp_path / "random",
+        workers=2,
+        progress=False,
+    )
     assert random.results["ci95_high"] <= 0.1
