@@ -410,8 +410,8 @@ class TrainConfig:
     world_size: int = 1  # accepted for IO's files; the launcher (torchrun --nproc_per_node) decides
     dist_url: str = "env://"  # accepted for IO's files; torchrun's environment variables are always used
     val_interval: int = 1  # validate, and write checkpoint_last, every this many epochs (and after the last)
-    num_val_threads: int = 1  # IO's README name of num_eval_threads
-    num_eval_threads: int = 1  # IO: parallel closed-loop evaluation workers
+    num_val_threads: int | None = None  # IO's README name of num_eval_threads (used when that is not given)
+    num_eval_threads: int | None = None  # IO: parallel closed-loop evaluation workers (default 1)
     num_train_episode: int | None = None  # None: every episode not used for validation
     num_val_episode: int = 0
     using_proprioception: bool = False
@@ -434,6 +434,11 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar
     deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume on CPU)
     torch_threads: int = 0  # torch intra-op threads per process (0: torch's default, one per core)
+    # Closed-loop evaluation of checkpoint_last by `rt1-sim eval`'s harness (num_eval_threads workers) after
+    # the last epoch and every eval_every_epochs epochs; results go to <run folder>/eval/epoch_<N>/.
+    eval_config: str | None = None  # an eval suite (eval_configs/*.json); None: no evaluation
+    eval_every_epochs: int = 0  # 0: after the last epoch only
+    eval_episodes: int | None = None  # None: the suite's episode count
 
     def __post_init__(self) -> None:
         if self.mode != "train":
@@ -449,12 +454,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         nonnegative = (
             "num_val_episode", "num_workers", "weight_decay", "grad_clip_norm", "checkpoint_every_steps",
-            "torch_threads",
+            "torch_threads", "eval_every_epochs",
         )
         for name in nonnegative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("num_train_episode", "max_steps"):
+        optional = ("num_train_episode", "max_steps", "eval_episodes", "num_val_threads", "num_eval_threads")
+        for name in optional:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or null), got {getattr(self, name)}")
         if self.lr <= 0:

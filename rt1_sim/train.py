@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from tqdm import tqdm
 
 from envs.spaces import ACTION_SLICES, ACTION_TABLE, RESULTS_COLUMNS
 from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, load_checkpoint, save_checkpoint
-from rt1_sim.config import ConfigError, TrainConfig, config_to_dict, load_config
+from rt1_sim.config import ConfigError, EvalConfig, TrainConfig, config_to_dict, load_config
 from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
 from rt1_sim.model.action_tokenizer import action_table_rows, detokenize, logits_to_tokens
@@ -54,6 +56,7 @@ METRICS_FILE = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 LAST_CHECKPOINT = "checkpoint_last.pt"
 BEST_CHECKPOINT = "checkpoint_best.pt"
+EVAL_DIR = "eval"
 # Keys a training checkpoint adds to the model's (rt1_sim.checkpoint.MODEL_KEYS). "step" counts optimizer
 # steps done; "epoch" / "epoch_step" say where the next step is (that epoch, after that many of its batches).
 TRAIN_KEYS = ("optimizer", "scheduler", "step", "epoch", "epoch_step", "rng", "config")
@@ -63,15 +66,9 @@ VAL_COLUMNS = (
     + [f"val/token_acc/{c}" for c in RESULTS_COLUMNS]
     + [f"val/action_mae/{d.name}" for d in ACTION_TABLE]
 )
-METRIC_COLUMNS = [
-    "step",
-    "epoch",
-    "time_s",
-    "train/loss",
-    "train/token_acc",
-    "train/lr",
-    "train/samples_per_s",
-] + VAL_COLUMNS
+TRAIN_COLUMNS = ["train/loss", "train/token_acc", "train/lr", "train/samples_per_s"]
+EVAL_COLUMNS = ["eval/success_rate", "eval/ci95_low", "eval/ci95_high"]
+METRIC_COLUMNS = ["step", "epoch", "time_s", *TRAIN_COLUMNS, *VAL_COLUMNS, *EVAL_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -372,6 +369,12 @@ def train(
 ) -> dict[str, Any]:
     """Train as `cfg` says on `device` (this process's rank in `job`); returns the run summary."""
     source = str(config_path) if config_path else "the TrainConfig"
+    suite = None
+    if cfg.eval_config:  # read now: a bad suite fails before training, not after it
+        suite = load_config(EvalConfig, cfg.eval_config)
+        if cfg.eval_episodes is not None:
+            suite = dataclasses.replace(suite, episodes=cfg.eval_episodes)
+    eval_workers = cfg.num_eval_threads or cfg.num_val_threads or 1
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed + job.rank)  # rank 0 = a single-process run; DDP copies rank 0's weights
@@ -424,6 +427,9 @@ def train(
         )
     model = raw
     if job.enabled:
+        # The 1x1 convolutions' weight gradients differ from their bucket views only in the strides of size-1
+        # dimensions (same memory layout); DDP's warning about it is a false positive.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         model = DistributedDataParallel(raw, device_ids=[device] if device.type == "cuda" else None)
 
     run_dir = Path(_broadcast(str(run_folder(cfg, config_path)), job))
@@ -487,6 +493,33 @@ def train(
 
     train_metrics: dict[str, float] = {}
     val_metrics: dict[str, float] = {}
+    eval_metrics: dict[str, float] = {}
+
+    def closed_loop_eval(epoch: float) -> None:
+        """Roll out checkpoint_last in the eval suite (every rank takes a share of the episodes)."""
+        nonlocal eval_metrics
+        from rt1_sim.evaluate import evaluate  # the simulator is imported only when evaluating
+
+        if job.enabled:
+            dist.barrier()  # rank 0 has written the checkpoint
+        policy = dataclasses.replace(suite.policy, name=str(run_dir / LAST_CHECKPOINT), device=str(device))
+        threads = torch.get_num_threads()
+        with torch.random.fork_rng(
+            devices=[device] if device.type == "cuda" else []
+        ):  # training RNG untouched
+            report = evaluate(
+                dataclasses.replace(suite, policy=policy),
+                run_dir / EVAL_DIR / f"epoch_{epoch:g}",
+                workers=eval_workers,
+                video="none",
+                config_file=cfg.eval_config,
+                progress=cfg.progress and job.is_main,
+            )
+        torch.set_num_threads(threads)  # the harness sizes torch's thread pool for its workers
+        log.info("epoch %g, step %d: %s", epoch, step, report.summary())
+        eval_metrics = {f"eval/{k}": report.results[k] for k in ("success_rate", "ci95_low", "ci95_high")}
+        if metrics_log is not None:
+            metrics_log.write({"step": step, "epoch": epoch, "time_s": clock(), **eval_metrics})
 
     def validate_and_log(epoch: float) -> bool:
         """Validate (all ranks), log; True when the validation loss is the best so far."""
@@ -584,6 +617,8 @@ def train(
                 if validate_and_log(epoch + done / len(batches)):
                     save(BEST_CHECKPOINT, epoch, done)
                 save(LAST_CHECKPOINT, epoch, done)
+                if suite is not None:
+                    closed_loop_eval(epoch + done / len(batches))
                 break
             skip = 0
             if sched.interval == "epoch":
@@ -594,8 +629,16 @@ def train(
             validating = (epoch + 1) % cfg.val_interval == 0 or epoch + 1 == cfg.epochs or stopping
             if validating and validate_and_log(epoch + 1):
                 save(BEST_CHECKPOINT, epoch + 1, 0)
-            if validating or (cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0):
+            evaluating = suite is not None and (
+                epoch + 1 == cfg.epochs
+                or stopping
+                or (cfg.eval_every_epochs > 0 and (epoch + 1) % cfg.eval_every_epochs == 0)
+            )
+            periodic = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
+            if validating or evaluating or periodic:
                 save(LAST_CHECKPOINT, epoch + 1, 0)
+            if evaluating:
+                closed_loop_eval(epoch + 1)
     finally:
         if metrics_log is not None:
             metrics_log.close()
@@ -609,6 +652,7 @@ def train(
         "seconds": clock(),
         **train_metrics,
         **{k: v for k, v in val_metrics.items() if k.count("/") == 1},
+        **eval_metrics,
     }
     if best < math.inf:
         summary["best_val_loss"] = best
