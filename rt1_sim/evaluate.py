@@ -44,7 +44,7 @@ from tqdm import tqdm
 import envs
 import rt1_sim
 from envs.scripted_expert import ScriptedExpert
-from envs.spaces import CAMERA_NAMES
+from envs.spaces import CAMERA_NAMES, EPISODE_DIR
 from rt1_sim.config import ConfigError, EvalConfig, config_to_dict, load_config
 from rt1_sim.data.episodes import (
     EpisodeRecorder,
@@ -374,16 +374,27 @@ class EvalReport:
         )
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); under torchrun (WORLD_SIZE > 1) joins the gloo process group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
+def _process_group() -> Any:
+    """torch.distributed with the gloo group joined, under torchrun (WORLD_SIZE > 1); otherwise None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return None
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
-    return dist.get_rank(), dist.get_world_size()
+    return dist
+
+
+def _prepare_record(record: Path, rank: int, dist: Any) -> None:
+    """Refuse a folder that already holds episodes; rank 0 clears a killed run's staging leftovers while the
+    other ranks wait (they would otherwise be clearing what rank 0 is already staging)."""
+    prefix = EPISODE_DIR.split("{")[0]
+    if any(path.is_dir() for view in CAMERA_NAMES for path in (record / view).glob(f"{prefix}*")):
+        raise ValueError(f"--record {record}: already holds episodes; record into a new folder")
+    if rank == 0:
+        clean_incomplete(record, CAMERA_NAMES)
+    if dist is not None:
+        dist.barrier()
 
 
 def _check_env_options(options: dict[str, Any], source: str) -> None:
@@ -457,7 +468,8 @@ def evaluate(
     if video not in VIDEO_MODES:
         raise ValueError(f"video must be one of {VIDEO_MODES}, got {video!r}")
     source = str(config_file) if config_file is not None else "the EvalConfig defaults"
-    rank, world = _distributed()
+    dist = _process_group()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist is not None else (0, 1)
     choice = resolve_policy(config.policy.name)
     rt1 = _load_rt1(choice.checkpoint, config.policy.device) if choice.kind == "rt1" else None
     env_options = _env_options(config, rt1, source)
@@ -477,8 +489,7 @@ def evaluate(
     (out / VIDEO_DIR if video != "none" else out).mkdir(parents=True, exist_ok=True)
     if record is not None:
         record = Path(record)
-        if clean_incomplete(record, CAMERA_NAMES):
-            raise ValueError(f"--record {record}: already holds episodes; record into a new folder")
+        _prepare_record(record, rank, dist)
     seeds = list(config.seeds)[rank::world]
     workers = min(workers, max(len(seeds), 1))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -495,9 +506,7 @@ def evaluate(
     )
     start = time.perf_counter()
     outcomes = _run_shard(job, seeds, workers, rt1 if workers == 1 else None, progress and rank == 0)
-    if world > 1:
-        import torch.distributed as dist
-
+    if dist is not None:
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, outcomes)
         outcomes = [o for shard in gathered for o in shard]

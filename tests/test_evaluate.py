@@ -79,6 +79,8 @@ def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
     for i in range(3):
         a, b = read_episode(rec1, CAMERA_NAMES, i), read_episode(rec2, CAMERA_NAMES, i)
         assert a.meta["seed"] == suite.seed_start + i and np.array_equal(a.actions, b.actions)
+    with pytest.raises(ValueError, match="already holds episodes"):
+        ev.evaluate(suite, tmp_path / "again", record=rec1, progress=False)
 
     csv = pd.read_csv(out1 / ev.EPISODES_FILE)
     assert list(csv.columns) == list(ev.EPISODE_COLUMNS)
