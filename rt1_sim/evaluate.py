@@ -67,9 +67,8 @@ DEFAULT_SUITE = REPO_ROOT / "eval_configs" / "default.json"
 POLICY_KEYWORDS = ("auto", "scripted", "random")  # anything else names an RT-1 checkpoint
 VIDEO_MODES = ("all", "failures", "none")
 RESULTS_FILE, EPISODES_FILE, LOG_FILE, VIDEO_DIR = "results.json", "episodes.csv", "eval.log", "videos"
-RECORD_CONFIG_FILE = (
-    "eval_config.json"  # written into a --record dataset, as collect writes collect_config.json
-)
+# Written into a --record dataset, as collect writes collect_config.json.
+RECORD_CONFIG_FILE = "eval_config.json"
 EPISODE_COLUMNS = (
     "seed",
     "success",
