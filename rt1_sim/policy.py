@@ -82,7 +82,6 @@ class RT1Policy:
         instruction_encoder: InstructionEncoder | None = None,
         default_instruction: str = "",
         torch_compile: bool = False,
-        channels_last: bool = False,
         autocast_dtype: torch.dtype | None = None,
     ) -> None:
         """`model` stays on the device the caller put it on and is switched to eval mode. Inference options
@@ -90,7 +89,6 @@ class RT1Policy:
         - `torch_compile`: torch.compile the image encoder and the transformer in place, with inductor's
           freezing (BatchNorm folded into the convolutions, weights as constants): faster, same actions, but
           the model must not be trained afterwards, and the first calls take a while.
-        - `channels_last`: NHWC image encoder (no measured gain on CPU for `paper`; may help on GPU).
         - `autocast_dtype` (e.g. torch.bfloat16): autocast; faster with AMX, but changes some actions."""
         import torch  # torch loads only when an RT-1 policy is built (see the module docstring)
 
@@ -104,9 +102,6 @@ class RT1Policy:
             raise ValueError(
                 f"instruction encoder gives {self.instruction_encoder.size} values, model takes {size}"
             )
-        self.channels_last = channels_last
-        if channels_last:
-            model.image_encoder.to(memory_format=torch.channels_last)
         self.torch_compile = torch_compile
         if torch_compile:
             model.image_encoder.compile()
@@ -205,8 +200,6 @@ class RT1Policy:
             raise ValueError(
                 f"act() got {n} observations, the running batch has {h.valid.shape[0]}; reset() first"
             )
-        if self.channels_last:
-            images = images.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (n, -1))
         autocast = (
             torch.autocast(self.device.type, dtype=self.autocast_dtype)
             if self.autocast_dtype is not None
