@@ -427,6 +427,9 @@ class TrainConfig:
     amp: str = "bf16"  # autocast dtype on GPU ("bf16", "fp16" with a GradScaler, "none"); CPU runs in fp32
     augment: bool = True  # RT-1's random crop (network crop_size) + resize back, training windows only
     instruction_encoder: str = "hash"  # rt1_sim.model.instruction encoder for Episode.instruction
+    # A torchvision-layout EfficientNet state_dict (e.g. ImageNet efficientnet_b3 for `paper`) loaded into the
+    # image encoder before the first step; None: from scratch. Nothing is ever downloaded.
+    imagenet_weights: str | None = None
     checkpoint_every_steps: int = 0  # also write checkpoint_last every N steps (0: at val_interval only)
     max_steps: int | None = None  # stop (validate, write checkpoint_last) after this many steps in all
     log_every_steps: int = 10  # train metrics row (CSV, TensorBoard) every this many steps

@@ -384,6 +384,11 @@ def train(
     data = build_data(cfg, source)
     network = cfg.network
     raw = RT1(network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception).to(device)
+    if cfg.imagenet_weights and not cfg.resume:
+        try:
+            raw.image_encoder.load_imagenet_weights(cfg.imagenet_weights)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"{source}: imagenet_weights {cfg.imagenet_weights}: {e}") from None
     encoder = encoder_settings(data.instruction_encoder)
     optimizer = torch.optim.AdamW(raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = cfg.scheduler_configs

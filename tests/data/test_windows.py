@@ -1,0 +1,137 @@
+"""Training windows: IO's seeded split, right-aligned padded windows, next-step targets without wrap-around,
+seeded training-only augmentation, and a frame cache that equals what the reader decodes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from envs.spaces import ACTION_SIZE, CAMERA_NAMES, EPISODE_DIR, IMAGE_NAME, RGB_DIR
+from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
+from rt1_sim.data.windows import (
+    FrameCache,
+    RandomCrop,
+    WindowDataset,
+    collate_windows,
+    load_frame_cache,
+    split_episodes,
+)
+from rt1_sim.model.action_tokenizer import tokenize
+from rt1_sim.model.instruction import HashInstructionEncoder
+
+T = 6
+SIZE = (96, 96)  # the tiny dataset's frames (the env's default)
+
+
+@pytest.fixture(scope="module")
+def cache(tiny_dataset: Path) -> FrameCache:
+    return load_frame_cache(tiny_dataset, CAMERA_NAMES, [2, 0], SIZE, progress=False)
+
+
+def windows(cache: FrameCache, next_ts: bool = False, augment: RandomCrop | None = None) -> WindowDataset:
+    return WindowDataset(cache, T, next_ts, 256, HashInstructionEncoder(16), augment=augment, seed=3407)
+
+
+def test_split_is_ios_seeded_permutation() -> None:
+    train, val = split_episodes(10, 6, 3, seed=3407)
+    order = np.random.default_rng(3407).permutation(10).tolist()
+    assert (train, val) == (order[:6], order[6:9])
+    assert split_episodes(10, None, 3, seed=3407)[0] == order[:7]  # None: all but the validation episodes
+    assert split_episodes(10, 6, 3, seed=1) != (train, val)
+
+
+@pytest.mark.parametrize("num_train, num_val", [(4, 1), (9, 0), (None, 4)])
+def test_asking_for_more_episodes_than_exist_is_a_clear_error(num_train: int | None, num_val: int) -> None:
+    with pytest.raises(DatasetError, match="but the dataset holds 4"):
+        split_episodes(4, num_train, num_val, seed=0)
+
+
+def test_cache_holds_exactly_what_the_reader_decodes(tiny_dataset: Path, cache: FrameCache) -> None:
+    lengths = list_episodes(tiny_dataset, CAMERA_NAMES)
+    assert cache.episodes == [2, 0]
+    assert cache.starts.tolist() == [0, lengths[2], lengths[2] + lengths[0]]
+    for k, index in enumerate(cache.episodes):
+        episode = read_episode(tiny_dataset, CAMERA_NAMES, index)
+        rows = slice(cache.starts[k], cache.starts[k + 1])
+        for view in CAMERA_NAMES:
+            np.testing.assert_array_equal(cache.frames[view][rows], episode.images[view])
+        np.testing.assert_array_equal(cache.actions[rows], episode.actions)
+        assert cache.instructions[k] == episode.instruction
+    assert cache.default_instruction() == episode.instruction
+
+
+def test_frames_of_another_size_are_resized_once_while_decoding(tiny_dataset: Path) -> None:
+    small = load_frame_cache(tiny_dataset, ("wrist",), [1], (48, 40), progress=False)
+    assert small.frames["wrist"].shape[1:] == (48, 40, 3) and small.frames["wrist"].dtype == np.uint8
+
+
+def test_windows_are_right_aligned_left_padded_and_masked(cache: FrameCache) -> None:
+    ds = windows(cache)
+    assert len(ds) == int(cache.lengths.sum())  # one window per frame
+    tokens = tokenize(cache.actions, 256)
+    first = ds[0]  # the episode's first frame: one real step, T - 1 padded ones
+    assert first["images"].shape == (T, len(CAMERA_NAMES), *SIZE, 3) and first["images"].dtype == np.uint8
+    assert first["valid"].tolist() == [False] * (T - 1) + [True]
+    assert not first["images"][: T - 1].any() and not first["tokens"][: T - 1].any()
+    np.testing.assert_array_equal(first["images"][-1, 0], cache.frames["front"][0])
+    np.testing.assert_array_equal(first["tokens"][-1], tokens[0])
+    later = ds[T + 1]  # frames 2..T+1: a full window
+    assert later["valid"].all()
+    for step in range(T):
+        np.testing.assert_array_equal(later["images"][step, 1], cache.frames["wrist"][2 + step])
+        np.testing.assert_array_equal(later["actions"][step], cache.actions[2 + step])
+    second = ds[int(cache.starts[1])]  # the second episode starts fresh: no frame of the first leaks in
+    assert second["valid"].sum() == 1
+    np.testing.assert_array_equal(second["images"][-1, 0], cache.frames["front"][cache.starts[1]])
+    np.testing.assert_allclose(second["instruction"], HashInstructionEncoder(16)(cache.instructions[1]))
+
+
+def test_predicting_next_ts_pairs_frame_i_with_command_i_plus_1_without_wraparound(cache: FrameCache) -> None:
+    ds = windows(cache, next_ts=True)
+    assert len(ds) == int((cache.lengths - 1).sum())  # an episode's last frame has no next command
+    starts, lengths = cache.starts, cache.lengths
+    for k in range(len(lengths)):
+        # Episode k's windows start at index starts[k] - k; its last one ends at its second-to-last frame,
+        # with the episode's last row as target: the terminate step, not row 0 wrapped around.
+        last_window = ds[int(starts[k + 1] - k - 2)]
+        end = starts[k] + lengths[k] - 2
+        np.testing.assert_array_equal(last_window["images"][-1, 0], cache.frames["front"][end])
+        np.testing.assert_array_equal(last_window["actions"][-1], cache.actions[end + 1])
+        assert last_window["actions"][-1, -1] == 1.0
+        np.testing.assert_array_equal(last_window["actions"][:-1], cache.actions[end - T + 2 : end + 1])
+
+
+def test_augmentation_is_seeded_per_epoch_and_item_and_keeps_the_window_aligned(cache: FrameCache) -> None:
+    plain = windows(cache)
+    augmented = windows(cache, augment=RandomCrop(SIZE, 80))
+    item = augmented[T + 1]
+    assert not np.array_equal(item["images"], plain[T + 1]["images"])
+    np.testing.assert_array_equal(item["images"], augmented[T + 1]["images"])  # same (seed, epoch, item)
+    augmented.set_epoch(1)
+    assert not np.array_equal(item["images"], augmented[T + 1]["images"])
+    # One crop per camera and window: frames of a view moved together (the first frame's crop explains all).
+    crop = RandomCrop(SIZE, 80)
+    frames = cache.frames["front"][2 : T + 2]
+    same_for_all = [crop(frames[i : i + 1], np.random.default_rng(0)) for i in range(T)]
+    np.testing.assert_array_equal(np.concatenate(same_for_all), crop(frames, np.random.default_rng(0)))
+    assert RandomCrop(SIZE, SIZE[0])(frames, np.random.default_rng(0)) is frames  # full-size crop: identity
+
+
+def test_collate_stacks_with_a_batch_axis(cache: FrameCache) -> None:
+    batch = collate_windows([windows(cache)[i] for i in (0, 5, 9)])
+    assert batch["images"].shape == (3, T, len(CAMERA_NAMES), *SIZE, 3)
+    assert batch["valid"].dtype == torch.bool and batch["tokens"].shape == (3, T, ACTION_SIZE)
+
+
+def test_a_missing_frame_fails_at_startup_naming_the_episode(tiny_dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    shutil.copytree(tiny_dataset, root)
+    (root / "wrist" / EPISODE_DIR.format(1) / RGB_DIR / IMAGE_NAME.format(3)).unlink()
+    with pytest.raises(DatasetError, match=f"{EPISODE_DIR.format(1)}.*missing"):
+        load_frame_cache(root, CAMERA_NAMES, [0, 1], SIZE, progress=False)
+    with pytest.raises(DatasetError, match="episode 7 does not exist"):
+        load_frame_cache(root, CAMERA_NAMES, [7], SIZE, progress=False)

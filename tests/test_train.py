@@ -1,0 +1,262 @@
+"""Training: IO's config is valid input, a tiny RT-1 overfits tiny data, resume is bit-exact, a 2-process gloo
+DDP run follows the single-process loss, train-then-evaluate works, and every bad input is one clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from rt1_sim import cli
+from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError
+from rt1_sim.config import PRESETS, ConfigError, TrainConfig, load_config
+from rt1_sim.data.episodes import DatasetError
+from rt1_sim.plot import PlotError, plot_learning_curve
+from rt1_sim.policy import RT1Policy
+from rt1_sim.train import (
+    BEST_CHECKPOINT,
+    CONFIG_FILE,
+    LAST_CHECKPOINT,
+    METRICS_FILE,
+    TRAIN_KEYS,
+    train,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+IO_KEYS = (
+    "mode device data_path cam_view log_dir time_sequence_length lr batch_size epochs resume "
+    "resume_from_checkpoint predicting_next_ts world_size dist_url val_interval num_val_threads "
+    "num_eval_threads num_train_episode num_val_episode using_proprioception network_configs scheduler_configs"
+).split()
+
+
+def tiny_config(tiny_dataset: Path, log_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """The micro preset on 32x32 frames (resized once by the cache): a few seconds for a hundred steps."""
+    config = {
+        "data_path": str(tiny_dataset),
+        "log_dir": str(log_dir),
+        "preset": "micro",
+        "device": "cpu",
+        "batch_size": 8,
+        "epochs": 2,
+        "lr": 3e-3,
+        "progress": False,
+        "network_configs": {"image_height": 32, "image_width": 32, "crop_size": 28},
+    }
+    config.update(overrides)
+    return config
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_train(path: Path, *overrides: str) -> dict[str, Any]:
+    return train(load_config(TrainConfig, path, overrides), torch.device("cpu"), config_path=path)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_globals() -> Iterator[None]:
+    """Training sets process-wide torch state (deterministic algorithms); other tests must not inherit it."""
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- config
+def test_io_reference_config_has_every_io_key_and_loads() -> None:
+    path = REPO / "train_configs" / "io_reference.json"
+    raw = json.loads(path.read_text())
+    assert set(IO_KEYS) - {"num_eval_threads"} <= set(raw)  # the README example names it num_val_threads
+    cfg = load_config(TrainConfig, path)
+    assert cfg.network == PRESETS["paper"].__class__(**{**PRESETS["paper"].to_dict(), "crop_size": 236})
+    assert (cfg.scheduler_configs.T_0, cfg.scheduler_configs.verbose, cfg.num_val_threads) == (10, True, 25)
+    # IO's code spells the evaluation workers num_eval_threads: both names are accepted.
+    assert load_config(TrainConfig, path, ["num_eval_threads=4"]).num_eval_threads == 4
+
+
+def test_cpu_config_is_the_cpu_preset_on_both_cameras() -> None:
+    cfg = load_config(TrainConfig, REPO / "train_configs" / "cpu.json")
+    assert cfg.preset == "cpu" and cfg.network == PRESETS["cpu"]
+    assert cfg.cam_view == ("front", "wrist") and cfg.time_sequence_length == 6
+    assert (cfg.network.image_height, cfg.network.image_width) == (96, 96)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ({"learning_rate": 1e-3}, "unknown key 'learning_rate'"),
+        ({"network_configs": {"num_layer": 2}}, "network_configs: unknown key 'num_layer'"),
+        ({"scheduler_configs": {"T_0": "ten"}}, "'scheduler_configs.T_0' must be int"),
+        ({"batch_size": 2.5}, "'batch_size' must be int"),
+        ({"cam_view": "front"}, "'cam_view' must be"),
+    ],
+)
+def test_unknown_key_or_wrong_type_names_the_key_and_the_file(
+    tmp_path: Path, content: dict[str, Any], match: str
+) -> None:
+    path = write_config(tmp_path / "bad.json", content)
+    with pytest.raises(ConfigError, match=match) as error:
+        load_config(TrainConfig, path)
+    assert str(path) in str(error.value)
+
+
+# ---------------------------------------------------------------- bad inputs
+def test_missing_data_path_and_too_few_episodes_are_clear_errors(tiny_dataset: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_dataset, tmp_path)
+    path = write_config(tmp_path / "no_data.json", {k: v for k, v in config.items() if k != "data_path"})
+    with pytest.raises(ConfigError, match=f"{path}: data_path is missing"):
+        run_train(path)
+    path = write_config(tmp_path / "few.json", {**config, "num_train_episode": 4, "num_val_episode": 1})
+    with pytest.raises(DatasetError, match="4 training \\+ 1 validation episodes, but the dataset holds 4"):
+        run_train(path)
+    path = write_config(tmp_path / "nowhere.json", {**config, "data_path": str(tmp_path / "nowhere")})
+    with pytest.raises(DatasetError, match="nowhere: dataset folder does not exist"):
+        run_train(path)
+    assert not any(tmp_path.glob("*/" + CONFIG_FILE))  # nothing was written for a run that could not start
+
+
+def test_imagenet_weights_that_do_not_fit_are_a_clear_error(tiny_dataset: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_dataset, tmp_path, max_steps=1)
+    missing = write_config(tmp_path / "missing.json", {**config, "imagenet_weights": str(tmp_path / "b3.pth")})
+    with pytest.raises(ConfigError, match=f"{missing}: imagenet_weights .*b3.pth"):
+        run_train(missing)
+    torch.save({"features.0.0.weight": torch.zeros(1, 1, 1, 1)}, tmp_path / "other.pth")
+    other = write_config(tmp_path / "other.json", {**config, "imagenet_weights": str(tmp_path / "other.pth")})
+    with pytest.raises(ConfigError, match="do not fit this config"):
+        run_train(other)
+
+
+def test_corrupt_truncated_or_foreign_checkpoint_is_a_clear_error(tiny_dataset: Path, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.json", tiny_config(tiny_dataset, tmp_path, run_name="a", max_steps=1))
+    run_train(path)
+    good = tmp_path / "a" / LAST_CHECKPOINT
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    for bad, match in [(truncated, "not a readable checkpoint"), (garbage, "not a readable checkpoint"),
+                       (tmp_path / "missing.pt", "no such file")]:
+        with pytest.raises(CheckpointError, match=f"{bad}: {match}"):
+            run_train(path, "resume=true", f"resume_from_checkpoint={bad}", "run_name=b")
+    with pytest.raises(CheckpointError, match="another model than the config's"):
+        run_train(path, "resume=true", f"resume_from_checkpoint={good}", "network_configs.num_layers=3")
+    # The command line reports the same message and exits with status 2, without a traceback.
+    assert cli.main(["train", "--config", str(path), "--set", "resume=true", "--set",
+                     f"resume_from_checkpoint={garbage}"]) == 2
+
+
+# ---------------------------------------------------------------- learning
+def test_tiny_model_overfits_one_episode(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Loss falls far below its start and greedy train tokens become (almost) all correct; the checkpoint is
+    self-describing: weights_only loading, every key, and RT1Policy rebuilds the model from it alone."""
+    config = tiny_config(
+        tiny_dataset, tmp_path, run_name="overfit", num_train_episode=1, batch_size=16, epochs=100, lr=5e-3,
+        augment=False, log_every_steps=1, scheduler_configs={"T_0": 1000},
+        network_configs={"image_height": 32, "image_width": 32, "crop_size": 32},
+    )
+    summary = run_train(write_config(tmp_path / "overfit.json", config))
+    metrics = pd.read_csv(tmp_path / "overfit" / METRICS_FILE)
+    start, end = metrics["train/loss"].iloc[0], metrics["train/loss"].iloc[-3:].mean()
+    assert end < 0.05 * start, (start, end)
+    assert metrics["train/token_acc"].iloc[-3:].mean() > 0.97
+    assert summary["steps"] == 100 and set(summary) >= {"train/loss", "train/token_acc", "train/samples_per_s"}
+
+    run_dir = tmp_path / "overfit"
+    assert {p.name for p in run_dir.iterdir()} == {CONFIG_FILE, "train.log", METRICS_FILE, LAST_CHECKPOINT}
+    state = torch.load(run_dir / LAST_CHECKPOINT, weights_only=True)
+    assert set(MODEL_KEYS + TRAIN_KEYS) <= set(state) and state["step"] == 100
+    assert state["config"]["network_configs"]["image_height"] == 32  # the resolved config, every field
+    resolved = load_config(TrainConfig, run_dir / CONFIG_FILE)  # the run folder's config is valid input
+    assert resolved.network == load_config(TrainConfig, tmp_path / "overfit.json").network
+    policy = RT1Policy.from_checkpoint(run_dir / LAST_CHECKPOINT)
+    obs = {view: np.zeros((96, 96, 3), np.uint8) for view in ("front", "wrist")}
+    with pytest.raises(ValueError, match="image size"):  # the policy checks the image size it was trained on
+        policy.act(obs)
+
+
+def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_path: Path) -> None:
+    """3 steps, then resume to the end (mid-epoch, with dropout and augmentation) == one uninterrupted run."""
+    config = tiny_config(
+        tiny_dataset, tmp_path, batch_size=4, epochs=2, num_train_episode=2, num_val_episode=1,
+        deterministic=True, scheduler_configs={"T_0": 1, "interval": "step"},
+        network_configs={"image_height": 32, "image_width": 32, "crop_size": 28, "dropout_rate": 0.1},
+    )
+    path = write_config(tmp_path / "r.json", config)
+    run_train(path, "run_name=whole")
+    part = run_train(path, "run_name=part", "max_steps=3")
+    assert part["steps"] == 3
+    state = torch.load(tmp_path / "part" / LAST_CHECKPOINT, weights_only=True)
+    assert (state["step"], state["epoch"], state["epoch_step"]) == (3, 0, 3)
+    resumed = run_train(path, "resume=true", f"resume_from_checkpoint={tmp_path / 'part' / LAST_CHECKPOINT}")
+    assert resumed["run_dir"] == str(tmp_path / "part")  # a resumed run continues in its own folder
+
+    whole = torch.load(tmp_path / "whole" / LAST_CHECKPOINT, weights_only=True)
+    again = torch.load(tmp_path / "part" / LAST_CHECKPOINT, weights_only=True)
+    assert whole["step"] == again["step"] > 3
+    for key, tensor in whole["model"].items():
+        assert torch.equal(tensor, again["model"][key]), key
+    assert whole["optimizer"]["state"][0]["step"] == again["optimizer"]["state"][0]["step"]
+    assert whole["best_val_loss"] == again["best_val_loss"]
+    assert (tmp_path / "whole" / BEST_CHECKPOINT).is_file()
+    # The metrics file holds each step once: rows after the checkpoint were dropped, then redone.
+    steps = pd.read_csv(tmp_path / "part" / METRICS_FILE).dropna(subset=["train/loss"])["step"]
+    assert steps.is_unique and steps.max() == whole["step"]
+
+
+def test_two_process_gloo_ddp_follows_the_single_process_loss(tiny_dataset: Path, tmp_path: Path) -> None:
+    """torchrun, 2 CPU processes x batch 4 against 1 process x batch 8: same data, same effective batch."""
+    config = tiny_config(tiny_dataset, tmp_path, epochs=3, num_train_episode=3, num_val_episode=1,
+                         log_every_steps=1, augment=False, torch_threads=1)
+    path = write_config(tmp_path / "ddp.json", config)
+    single = run_train(path, "run_name=single")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "rt1_sim.train", "--config", str(path), "--set", "run_name=ddp", "--set", "batch_size=4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    ddp = pd.read_csv(tmp_path / "ddp" / METRICS_FILE).dropna(subset=["train/loss"])
+    ones = pd.read_csv(tmp_path / "single" / METRICS_FILE).dropna(subset=["train/loss"])
+    assert summary["steps"] == single["steps"] == len(ddp) == len(ones)  # same number of steps per epoch
+    start, end = ones["train/loss"].iloc[0], ones["train/loss"].iloc[-1]
+    assert ddp["train/loss"].iloc[-1] < start - 0.5 * (start - end)  # learns as much, give or take
+    np.testing.assert_allclose(ddp["train/loss"], ones["train/loss"], rtol=0.1)
+    assert abs(summary["val/loss"] - single["val/loss"]) < 0.1 * single["val/loss"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["ddp", "single"]  # rank 0 wrote alone
+    assert len(list((tmp_path / "ddp").glob("*.log"))) == 1
+
+
+def test_train_then_evaluate_in_one_run(tiny_dataset: Path, tmp_path: Path) -> None:
+    suite = write_config(tmp_path / "suite.json", {"name": "smoke", "episodes": 1, "max_steps": 3})
+    config = tiny_config(tiny_dataset, tmp_path, run_name="te", max_steps=2, eval_config=str(suite))
+    summary = run_train(write_config(tmp_path / "te.json", config))
+    assert summary["eval/success_rate"] == 0.0  # 3 steps of an untrained policy pick nothing up
+    (evaluated,) = (tmp_path / "te" / "eval").iterdir()  # epoch_<fraction>: stopped inside the first epoch
+    assert evaluated.name.startswith("epoch_0.")
+    results = json.loads((evaluated / "results.json").read_text())
+    assert results["episodes"] == 1 and results["policy"]["label"] == "checkpoint_last"
+    assert "eval/success_rate" in pd.read_csv(tmp_path / "te" / METRICS_FILE).dropna(how="all", axis=1)
+    png = plot_learning_curve(tmp_path / "te")  # rt1-sim plot: loss and success panels
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size[0] > image.size[1] > 100
+
+
+def test_plot_of_a_folder_without_metrics_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PlotError, match=r"metrics\.csv: no such file"):
+        plot_learning_curve(tmp_path)
+    (tmp_path / METRICS_FILE).write_text("step,time_s\n1,0.5\n")
+    with pytest.raises(PlotError, match=r"lacks the column\(s\) \['epoch', 'train/loss'\]"):
+        plot_learning_curve(tmp_path)
