@@ -1,0 +1,180 @@
+"""Training throughput of `rt1-sim train`'s step against encoding every target's window separately, and the
+data loader's rate beside the model's.
+
+A *sample* is one training target: the action of one valid timestep. Both procedures see the same batches of
+history windows (episodes of `--episode-length` frames, so early windows are left-padded as in real data):
+- ours (rt1_sim.train): each window's valid frames are encoded once and the loss covers every valid timestep:
+  a window of n valid frames trains n targets for n frame encodings.
+- naive: every target gets its own window (the frames up to it, left-padded) and only its last step is in the
+  loss; n targets cost 1 + 2 + ... + n frame encodings. Fed in batches of `--batch-size` windows.
+Each optimizer step runs forward, backward, gradient clipping and AdamW on the same model and batch size. The
+loader (WindowDataset with augmentation + collate, what the training loop iterates) is timed on its own:
+`loader_windows_per_s` / `windows_per_s` above 1 means the loader keeps up with the model.
+
+Frames are random (a synthetic FrameCache): timing does not depend on content.
+
+    python benchmarks/train_throughput.py [--preset cpu] [--batch-size 16] [--steps 8] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from envs.spaces import ACTION_HIGH, ACTION_LOW, CAMERA_NAMES
+from rt1_sim.config import PRESETS, get_preset
+from rt1_sim.data.windows import FrameCache, RandomCrop, WindowDataset, collate_windows
+from rt1_sim.model.instruction import HashInstructionEncoder
+from rt1_sim.model.rt1 import RT1, action_loss
+from rt1_sim.preprocess import images_to_tensor
+
+
+def synthetic_dataset(args: argparse.Namespace, height: int, width: int, crop: int) -> WindowDataset:
+    """A training WindowDataset over random episodes of `episode_length` frames."""
+    rng = np.random.default_rng(args.seed)
+    n = args.episodes * args.episode_length
+    frames = {v: rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8) for v in CAMERA_NAMES}
+    cache = FrameCache(
+        views=CAMERA_NAMES,
+        frames=frames,
+        actions=rng.uniform(ACTION_LOW, ACTION_HIGH, (n, len(ACTION_LOW))).astype(np.float32),
+        starts=np.arange(0, n + 1, args.episode_length, dtype=np.int64),
+        instructions=["pick up the red cube"] * args.episodes,
+        episodes=list(range(args.episodes)),
+    )
+    return WindowDataset(
+        cache,
+        time_sequence_length=args.time_sequence_length,
+        predicting_next_ts=False,
+        vocab_size=get_preset(args.preset).vocab_size,
+        instruction_encoder=HashInstructionEncoder(get_preset(args.preset).language_embedding_size),
+        augment=RandomCrop((height, width), crop),
+        seed=args.seed,
+    )
+
+
+def per_target_windows(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every valid timestep s of every window as its own window: frames ..s right-aligned and left-padded."""
+    images, valid, tokens = batch["images"], batch["valid"], batch["tokens"]
+    t = valid.shape[1]
+    out: dict[str, list[torch.Tensor]] = {"images": [], "valid": [], "tokens": [], "instruction": []}
+    for s in range(t):
+        rows = valid[:, s]
+        if not rows.any():
+            continue
+        shift = t - 1 - s
+        sub_images = torch.zeros_like(images[rows])
+        sub_images[:, shift:] = images[rows, : s + 1]
+        sub_valid = torch.zeros_like(valid[rows])
+        sub_valid[:, shift:] = valid[rows, : s + 1]
+        out["images"].append(sub_images)
+        out["valid"].append(sub_valid)
+        out["tokens"].append(tokens[rows, s])  # (M, A): the last step's target only
+        out["instruction"].append(batch["instruction"][rows])
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def optimizer_step(model: RT1, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+def measure(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    config = get_preset(args.preset)
+    model = RT1(config, CAMERA_NAMES, args.time_sequence_length).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    dataset = synthetic_dataset(args, config.image_height, config.image_width, config.crop_size)
+    order = np.random.default_rng(args.seed).permutation(len(dataset))
+    b = args.batch_size
+    batches = [order[i * b : (i + 1) * b].tolist() for i in range(args.warmup + args.steps)]
+
+    # The loader alone: item fetching (slicing + random crop) and collation, as the training loop does it.
+    started = time.perf_counter()
+    loaded = [collate_windows([dataset[i] for i in batch]) for batch in batches]
+    loader_windows_per_s = sum(map(len, batches)) / (time.perf_counter() - started)
+
+    # Ours: one window per row, loss on every valid timestep (the loader's work included in the timing).
+    targets, started = 0, 0.0
+    for k, batch in enumerate(batches):
+        if k == args.warmup:
+            targets, started = 0, time.perf_counter()
+        items = collate_windows([dataset[i] for i in batch])
+        images = images_to_tensor(items["images"])
+        _, loss = model(images, items["instruction"], items["valid"], None, items["tokens"])
+        optimizer_step(model, optimizer, loss)
+        targets += int(items["valid"].sum())
+    ours_s = time.perf_counter() - started
+    samples_per_s = targets / ours_s
+    windows_per_s = args.steps * b / ours_s
+
+    # Naive: the same targets, one window each, fed `batch_size` windows per step.
+    naive_targets, naive_s = 0, 0.0
+    for k, items in enumerate(loaded):
+        expanded = per_target_windows(items)
+        for i in range(0, len(expanded["valid"]), b):
+            chunk = {key: value[i : i + b] for key, value in expanded.items()}
+            t0 = time.perf_counter()
+            images = images_to_tensor(chunk["images"])
+            logits, _ = model(images, chunk["instruction"], chunk["valid"])
+            loss = action_loss(logits[:, -1:], chunk["tokens"][:, None])
+            optimizer_step(model, optimizer, loss)
+            if k >= args.warmup:
+                naive_s += time.perf_counter() - t0
+                naive_targets += len(chunk["valid"])
+    naive_samples_per_s = naive_targets / naive_s
+    return {
+        "preset": args.preset,
+        "params": sum(p.numel() for p in model.parameters()),
+        "cameras": len(CAMERA_NAMES),
+        "time_sequence_length": args.time_sequence_length,
+        "batch_size": b,
+        "timed_steps": args.steps,
+        "threads": torch.get_num_threads(),
+        "windows_per_s": round(windows_per_s, 2),
+        "samples_per_s": round(samples_per_s, 2),
+        "naive_samples_per_s": round(naive_samples_per_s, 2),
+        "ratio": round(samples_per_s / naive_samples_per_s, 2),
+        "loader_windows_per_s": round(loader_windows_per_s, 1),
+        "loader_to_model_ratio": round(loader_windows_per_s / windows_per_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--time-sequence-length", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps of ours")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--episodes", type=int, default=40, help="synthetic episodes")
+    parser.add_argument("--episode-length", type=int, default=14, help="frames per synthetic episode")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if (args.warmup + args.steps) * args.batch_size > args.episodes * args.episode_length:
+        parser.error("not enough synthetic windows: raise --episodes")
+    result = measure(args)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['preset']}: {result['params'] / 1e6:.2f}M parameters, {result['cameras']} cameras, "
+        f"T={result['time_sequence_length']}, batch {result['batch_size']}, {result['threads']} threads"
+    )
+    print(f"  ours (every valid step in the loss)  {result['samples_per_s']:8.1f} samples/s "
+          f"({result['windows_per_s']:.1f} windows/s)")
+    print(f"  naive (one window per target)        {result['naive_samples_per_s']:8.1f} samples/s   "
+          f"{result['ratio']:.2f}x")
+    print(f"  loader alone                         {result['loader_windows_per_s']:8.1f} windows/s   "
+          f"{result['loader_to_model_ratio']:.1f}x the model's rate")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The benchmark scripts run (smallest settings) and print one JSON object with the keys the README quotes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_json(script: str, *args: str) -> dict:
+    cmd = [sys.executable, str(BENCHMARKS / script), *args, "--json"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_inference_latency_cached_policy_chooses_ios_actions() -> None:
+    result = run_json("inference_latency.py", "--preset", "micro", "--steps", "2", "--no-compile")
+    for key in ("preset", "params", "cameras", "time_sequence_length", "cached_ms", "naive_ms", "ratio"):
+        assert key in result
+    assert result["preset"] == "micro" and result["cameras"] == 2 and result["time_sequence_length"] == 6
+    assert result["actions_identical"] is True
+    assert result["ratio"] > 1.0
+
+
+def test_train_throughput_counts_every_target_once() -> None:
+    result = run_json(
+        "train_throughput.py", "--preset", "micro", "--steps", "2", "--warmup", "1", "--batch-size", "4",
+        "--episodes", "4", "--episode-length", "6",
+    )
+    for key in ("preset", "samples_per_s", "naive_samples_per_s", "ratio", "loader_windows_per_s"):
+        assert result[key] if key == "preset" else result[key] > 0
+    assert result["preset"] == "micro" and result["batch_size"] == 4
+    # Each window holds 1..6 valid steps: ours trains that many targets per window, never more than T.
+    assert result["windows_per_s"] <= result["samples_per_s"] <= 6 * result["windows_per_s"]
