@@ -1,0 +1,100 @@
+"""`rt1-sim plot RUN_DIR`: the learning curve of a training run as a PNG, from its metrics.csv.
+
+Left: training loss (every logged step) and validation loss (every validation) against epoch. Right: closed-loop
+success rate of checkpoint_last with its Wilson 95% interval at every evaluation (runs with `eval_config`).
+Needs matplotlib (`pip install -e ".[plot]"`); the file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from rt1_sim.train import METRICS_FILE
+
+CURVE_FILE = "learning_curve.png"
+
+
+class PlotError(ValueError):
+    """The run folder has no usable metrics.csv."""
+
+
+def read_metrics(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / METRICS_FILE
+    try:
+        metrics = pd.read_csv(path)
+    except FileNotFoundError:
+        raise PlotError(f"{path}: no such file (is {run_dir} a training run folder?)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise PlotError(f"{path}: not a readable CSV ({e})") from None
+    missing = [c for c in ("epoch", "train/loss") if c not in metrics]
+    if missing:
+        raise PlotError(f"{path}: lacks the column(s) {missing}")
+    return metrics
+
+
+def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, title: str | None = None) -> Path:
+    """Draw the run's learning curve; returns the PNG's path (default RUN_DIR/learning_curve.png)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    metrics = read_metrics(run_dir)
+    out = Path(out) if out is not None else run_dir / CURVE_FILE
+    evaluated = "eval/success_rate" in metrics and metrics["eval/success_rate"].notna().any()
+    fig, axes = plt.subplots(1, 2 if evaluated else 1, figsize=(11 if evaluated else 6, 4), squeeze=False)
+    loss = axes[0][0]
+    train = metrics.dropna(subset=["train/loss"])
+    loss.plot(train["epoch"], train["train/loss"], lw=0.8, alpha=0.8, label="training loss")
+    if "val/loss" in metrics:
+        val = metrics.dropna(subset=["val/loss"])
+        loss.plot(val["epoch"], val["val/loss"], "o-", label="validation loss")
+    loss.set(xlabel="epoch", ylabel="cross-entropy per action token", yscale="log")
+    loss.grid(alpha=0.3)
+    loss.legend()
+    if evaluated:
+        success = axes[0][1]
+        ev = metrics.dropna(subset=["eval/success_rate"])
+        rate = 100 * ev["eval/success_rate"]
+        errors = [rate - 100 * ev["eval/ci95_low"], 100 * ev["eval/ci95_high"] - rate]
+        success.errorbar(ev["epoch"], rate, yerr=errors, fmt="o-", capsize=3, label="success (Wilson 95%)")
+        success.set(xlabel="epoch", ylabel="closed-loop success (%)", ylim=(0, 102))
+        success.grid(alpha=0.3)
+        success.legend(loc="lower right")
+    fig.suptitle(title or run_dir.name)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=110)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a training run folder (holds metrics.csv)")
+    parser.add_argument("--out", help=f"PNG to write (default: RUN_DIR/{CURVE_FILE})")
+    parser.add_argument("--title", help="figure title (default: the run folder's name)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit('rt1-sim plot needs matplotlib: pip install -e ".[plot]"') from None
+    try:
+        print(plot_learning_curve(args.run_dir, args.out, args.title))
+    except PlotError as e:
+        raise SystemExit(f"rt1-sim plot: {e}") from None
+    return 0
