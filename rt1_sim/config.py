@@ -261,6 +261,18 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, raw
 
 
+def add_override_argument(parser: Any, example: str) -> None:
+    """The `--set KEY=VALUE` option (repeatable, stored as `args.overrides`) for `load_config`."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config key, value as JSON (e.g. {example})",
+    )
+
+
 def _set_dotted(data: dict[str, Any], key: str, value: Any, text: str) -> dict[str, Any]:
     """A copy of `data` with the dotted `key` set; intermediate objects are created if missing."""
     out = copy.deepcopy(data)

@@ -45,7 +45,7 @@ import envs
 import rt1_sim
 from envs.scripted_expert import ScriptedExpert
 from envs.spaces import CAMERA_NAMES, EPISODE_DIR
-from rt1_sim.config import ConfigError, EvalConfig, config_to_dict, load_config
+from rt1_sim.config import ConfigError, EvalConfig, add_override_argument, config_to_dict, load_config
 from rt1_sim.data.episodes import (
     EpisodeRecorder,
     clean_incomplete,
@@ -620,14 +620,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", choices=VIDEO_MODES, default="failures", help="which episodes get an mp4")
     parser.add_argument("--record", type=Path, help="also save every episode as a dataset (IO layout) here")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/eval/<suite>_<policy>)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a suite key, value as JSON (e.g. env_options.num_distractors=2)",
-    )
+    add_override_argument(parser, "env_options.num_distractors=2")
 
 
 def _leave_process_group() -> None:

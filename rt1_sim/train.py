@@ -40,7 +40,14 @@ from tqdm import tqdm
 
 from envs.spaces import ACTION_SLICES, ACTION_TABLE, RESULTS_COLUMNS
 from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, load_checkpoint, save_checkpoint
-from rt1_sim.config import ConfigError, EvalConfig, TrainConfig, config_to_dict, load_config
+from rt1_sim.config import (
+    ConfigError,
+    EvalConfig,
+    TrainConfig,
+    add_override_argument,
+    config_to_dict,
+    load_config,
+)
 from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
 from rt1_sim.model.action_tokenizer import action_table_rows, detokenize, logits_to_tokens
@@ -705,14 +712,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="training config JSON (IO's train_config.json keys are valid; see train_configs/)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, value as JSON (e.g. epochs=2, network_configs.num_layers=2)",
-    )
+    add_override_argument(parser, "epochs=2, network_configs.num_layers=2")
 
 
 def run(args: argparse.Namespace) -> int:
