@@ -61,7 +61,7 @@ class PandaPickEnv(gym.Env):
         x_range: Sequence[float] = (0.45, 0.65),
         y_range: Sequence[float] = (-0.15, 0.15),
         yaw_range: Sequence[float] = (-np.pi / 4, np.pi / 4),
-        num_distractors: int = 0,
+        num_distractors: int | Sequence[int] = 0,
         light_direction: Sequence[float] = (0.6, 0.4, 1.0),
         light_jitter: float = 0.0,
         camera_jitter: float = 0.0,
@@ -82,8 +82,10 @@ class PandaPickEnv(gym.Env):
         sizes = (cube_size, cube_size) if np.isscalar(cube_size) else tuple(cube_size)
         if len(sizes) != 2 or not 0.02 <= sizes[0] <= sizes[1] <= 0.07:
             raise ValueError(f"cube_size must be in [0.02, 0.07] m (the gripper opens 8 cm), got {cube_size}")
-        if not 0 <= num_distractors <= 4:
-            raise ValueError(f"num_distractors must be in [0, 4], got {num_distractors}")
+        counts = (num_distractors, num_distractors) if np.isscalar(num_distractors) else tuple(num_distractors)
+        if len(counts) != 2 or not 0 <= counts[0] <= counts[1] <= 4 or any(int(c) != c for c in counts):
+            raise ValueError(f"num_distractors must be an integer or a (low, high) range in [0, 4], "
+                             f"got {num_distractors}")
         if success_hold_steps < 1:
             raise ValueError(f"success_hold_steps must be >= 1, got {success_hold_steps}")
         height, width = image_size
@@ -95,7 +97,8 @@ class PandaPickEnv(gym.Env):
         self.cube_color = cube_color
         self.cube_size_range = sizes
         self.x_range, self.y_range, self.yaw_range = tuple(x_range), tuple(y_range), tuple(yaw_range)
-        self.num_distractors = num_distractors
+        # A scalar keeps the draw order of a fixed count; a (low, high) range draws the count per episode.
+        self.num_distractors = num_distractors if np.isscalar(num_distractors) else tuple(int(c) for c in counts)
         self.light_direction = np.asarray(light_direction, dtype=np.float64)
         self.light_jitter = light_jitter
         self.camera_jitter = camera_jitter
@@ -190,7 +193,11 @@ class PandaPickEnv(gym.Env):
         """Objects of other colours and shapes, at least 10 cm from the cube and from each other."""
         others = [c for c in sorted(COLORS) if c != cube_color]
         placed = [cube_xy]
-        for i in range(self.num_distractors):
+        count = self.num_distractors
+        if not np.isscalar(count):
+            count = int(rng.integers(count[0], count[1] + 1))
+        self.distractor_count = count
+        for i in range(count):
             for _ in range(100):
                 xy = np.array([rng.uniform(0.35, 0.75), rng.uniform(-0.3, 0.3)])
                 if all(np.linalg.norm(xy - p) > 0.10 for p in placed):

@@ -296,7 +296,7 @@ def _variation(env: envs.PandaPickEnv) -> dict[str, Any]:
     state = env.privileged_state()
     return {
         "cube_color": env.cube_color_name,
-        "num_distractors": env.num_distractors,
+        "num_distractors": env.distractor_count,
         "cube_size": float(state["cube_size"]),
         "cube_x": float(state["cube_pos"][0]),
         "cube_y": float(state["cube_pos"][1]),

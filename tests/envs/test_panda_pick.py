@@ -137,7 +137,16 @@ def test_variations_colour_size_distractors_and_bad_options():
         assert sum(name.startswith("distractor") for name in env.sim.bodies) == 3
     assert len(colours) >= 3 and colours <= set(COLORS)
     env.close()
-    for bad in ({"cube_color": "pink"}, {"x_range": (0.7, 0.4)}, {"num_distractors": 9}, {"cube_size": 0.2},
+    ranged = PandaPickEnv(num_distractors=(0, 4))
+    counts = set()
+    for seed in range(12):
+        ranged.reset(seed=seed)
+        n = sum(name.startswith("distractor") for name in ranged.sim.bodies)
+        assert ranged.distractor_count == n
+        counts.add(n)
+    assert len(counts) >= 3 and counts <= set(range(5))
+    ranged.close()
+    for bad in ({"cube_color": "pink"}, {"x_range": (0.7, 0.4)}, {"num_distractors": 9}, {"num_distractors": (3, 1)}, {"cube_size": 0.2},
                 {"action_frame": "tool"}, {"render_mode": "human"}):
         with pytest.raises(ValueError):
             PandaPickEnv(**bad)
