@@ -29,7 +29,6 @@ import torch
 
 from envs.spaces import ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES
 from rt1_sim.config import PRESETS, get_preset
-from rt1_sim.model.action_tokenizer import detokenize, logits_to_tokens
 from rt1_sim.model.rt1 import RT1
 from rt1_sim.policy import RT1Policy
 from rt1_sim.preprocess import observation_to_tensors, stack_observations
@@ -55,14 +54,16 @@ def io_evaluator_step(model: RT1, frames: torch.Tensor, context: torch.Tensor) -
         tokens = []
         for k in range(ACTION_SIZE):  # one transformer pass per action dimension
             logits = model.forward_tokens(state)  # (1, T, A, vocab); slots after i are still zeros
-            tokens.append(logits_to_tokens(logits[0, i])[k])
+            tokens.append(model.tokenizer.logits_to_tokens(logits[0, i])[k])
     return torch.stack(tokens)
 
 
 def window_step(model: RT1, frames: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
     """All T frames re-encoded at once, then one transformer pass per action dimension -> (ACTION_SIZE,)."""
     window = model.encode_frames(frames, context.expand(frames.shape[0], -1))[None]  # (1, T, V * n, D)
-    tokens = [logits_to_tokens(model.forward_tokens(window)[0, -1])[k] for k in range(ACTION_SIZE)]
+    tokens = [
+        model.tokenizer.logits_to_tokens(model.forward_tokens(window)[0, -1])[k] for k in range(ACTION_SIZE)
+    ]
     return torch.stack(tokens)
 
 
@@ -109,7 +110,7 @@ def measure(args: argparse.Namespace) -> dict:
             window_tokens = window_step(naive_model, naive_inputs(step), context)
             t3 = time.perf_counter()
         for tokens in (io_tokens, window_tokens):
-            identical &= bool(np.array_equal(detokenize(tokens).numpy(), action))
+            identical &= bool(np.array_equal(naive_model.tokenizer.detokenize(tokens).numpy(), action))
         if timed:
             cached_ms.append(1e3 * elapsed)
             naive_ms.append(1e3 * (t2 - t1))

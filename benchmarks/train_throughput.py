@@ -28,6 +28,7 @@ import torch
 from envs.spaces import ACTION_HIGH, ACTION_LOW, CAMERA_NAMES
 from rt1_sim.config import PRESETS, get_preset
 from rt1_sim.data.windows import FrameCache, RandomCrop, WindowDataset, collate_windows
+from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import HashInstructionEncoder
 from rt1_sim.model.rt1 import RT1, action_loss
 from rt1_sim.preprocess import images_to_tensor
@@ -50,7 +51,7 @@ def synthetic_dataset(args: argparse.Namespace, height: int, width: int, crop: i
         cache,
         time_sequence_length=args.time_sequence_length,
         predicting_next_ts=False,
-        vocab_size=get_preset(args.preset).vocab_size,
+        tokenizer=ActionTokenizer(get_preset(args.preset).vocab_size),
         instruction_encoder=HashInstructionEncoder(get_preset(args.preset).language_embedding_size),
         augment=RandomCrop((height, width), crop),
         seed=args.seed,

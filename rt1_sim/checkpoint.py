@@ -4,6 +4,8 @@ Convention for the dict (plain Python types and tensors only, so `weights_only=T
 - "model": state_dict of the uncompiled RT1 module
 - "model_config": plain dict that rebuilds the model and its policy (`rt1_sim.model.rt1.model_config`)
 - "action_table": the action table rows the model was trained with (`action_tokenizer.action_table_rows`)
+- "action_tokenizer": the model's `ActionTokenizer.to_dict()` (older checkpoints lack it: `checkpoint_tokenizer`
+  then builds it from the network's vocab_size, which is what they were trained with)
 - training adds "optimizer", "scheduler", "step", "epoch", "rng", "config".
 `rt1_sim.model.rt1.checkpoint_state(model, ...)` builds the first three.
 """
@@ -18,11 +20,13 @@ from typing import Any
 
 import torch
 
+from rt1_sim.errors import CheckpointError
+from rt1_sim.model.action_tokenizer import ActionTokenizer, action_table_rows
+
 MODEL_KEYS: tuple[str, ...] = ("model", "model_config", "action_table")
 
-
-class CheckpointError(ValueError):
-    """A checkpoint could not be used; the message names the file and the reason."""
+__all__ = ["MODEL_KEYS", "CheckpointError", "check_action_table", "checkpoint_tokenizer", "load_checkpoint",
+           "save_checkpoint"]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -74,3 +78,28 @@ def load_checkpoint(
     if missing:
         raise CheckpointError(f"checkpoint {path}: missing key(s) {missing}; it has {sorted(state)}")
     return state
+
+
+def check_action_table(state: dict[str, Any], path: str | Path) -> None:
+    """The checkpoint's model must have been trained with today's action table (envs/spaces.py)."""
+    if state["action_table"] != action_table_rows():
+        raise CheckpointError(
+            f"checkpoint {path}: trained with action table {state['action_table']}, "
+            f"but envs/spaces.py now has {action_table_rows()}"
+        )
+
+
+def checkpoint_tokenizer(state: dict[str, Any], path: str | Path) -> ActionTokenizer:
+    """The checkpoint's ActionTokenizer: the stored one, or for older files (no "action_tokenizer") the one
+    its network config implies (its vocab_size and today's action table, checked by `check_action_table`)."""
+    check_action_table(state, path)
+    try:
+        if "action_tokenizer" in state:
+            tokenizer = ActionTokenizer.from_dict(state["action_tokenizer"])
+        else:
+            tokenizer = ActionTokenizer(state["model_config"]["network"]["vocab_size"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: unusable action tokenizer ({type(e).__name__}: {e})") from e
+    if action_table_rows(tokenizer.table) != action_table_rows():
+        raise CheckpointError(f"checkpoint {path}: its action tokenizer's table is not envs/spaces.py's")
+    return tokenizer

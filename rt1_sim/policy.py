@@ -119,22 +119,18 @@ class RT1Policy:
         instruction_encoder: InstructionEncoder | None = None,
         **kwargs: Any,
     ) -> RT1Policy:
-        """Rebuild model and instruction encoder from a checkpoint ("model", "model_config", "action_table");
-        every failure is a CheckpointError naming the file. Extra kwargs go to the constructor."""
-        from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, load_checkpoint
-        from rt1_sim.model.action_tokenizer import action_table_rows
+        """Rebuild model, action tokenizer and instruction encoder from a checkpoint ("model", "model_config",
+        "action_table", "action_tokenizer" when present); every failure is a CheckpointError naming the file.
+        Extra kwargs go to the constructor."""
+        from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, checkpoint_tokenizer, load_checkpoint
         from rt1_sim.model.instruction import make_instruction_encoder
         from rt1_sim.model.rt1 import build_model
 
         state = load_checkpoint(path, required=MODEL_KEYS, map_location=device)
-        if state["action_table"] != action_table_rows():
-            raise CheckpointError(
-                f"checkpoint {path}: trained with action table {state['action_table']}, "
-                f"but envs/spaces.py now has {action_table_rows()}"
-            )
+        tokenizer = checkpoint_tokenizer(state, path)
         config = state["model_config"]
         try:
-            model = build_model(config)
+            model = build_model(config, tokenizer)
             model.load_state_dict(state["model"])
             if instruction_encoder is None:
                 instruction_encoder = make_instruction_encoder(**config["instruction_encoder"])
@@ -182,7 +178,6 @@ class RT1Policy:
 
         import torch
 
-        from rt1_sim.model.action_tokenizer import detokenize, logits_to_tokens
         from rt1_sim.preprocess import observation_to_tensors, stack_observations
 
         model = self.model
@@ -221,7 +216,8 @@ class RT1Policy:
                 h.proprio = torch.cat([h.proprio[:, 1:], proprio[:, None]], dim=1)  # (N, T, P)
             valid = None if bool(h.valid.all()) else h.valid  # a full window needs no padding mask
             logits = model.forward_tokens(h.tokens, valid, h.proprio, last_step_only=True)[:, 0].float()
-        actions = detokenize(logits_to_tokens(logits)).cpu().numpy()  # (N, ACTION_SIZE)
+        # The model's own tokenizer: decoded with the vocabulary the network was built with.
+        actions = model.tokenizer.logits_to_actions(logits).cpu().numpy()  # (N, ACTION_SIZE)
         return (actions if batched else actions[0]), logits
 
     def _new_history(self, n: int) -> _History:

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from envs.spaces import ACTION_SLICES, ACTION_TABLE, RESULTS_COLUMNS
-from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, load_checkpoint, save_checkpoint
+from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, check_action_table, load_checkpoint, save_checkpoint
 from rt1_sim.config import (
     ConfigError,
     EvalConfig,
@@ -50,7 +50,7 @@ from rt1_sim.config import (
 )
 from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
-from rt1_sim.model.action_tokenizer import action_table_rows, detokenize, logits_to_tokens
+from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, encoder_settings, make_instruction_encoder
 from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
 from rt1_sim.preprocess import images_to_tensor
@@ -156,7 +156,7 @@ def build_data(cfg: TrainConfig, source: str) -> Data:
     common = {
         "time_sequence_length": cfg.time_sequence_length,
         "predicting_next_ts": cfg.predicting_next_ts,
-        "vocab_size": network.vocab_size,
+        "tokenizer": ActionTokenizer(network.vocab_size),
         "instruction_encoder": encoder,
         "seed": cfg.seed,
     }
@@ -254,9 +254,11 @@ class MetricsLog:
 
 
 # ---------------------------------------------------------------- steps
-def token_hits(logits: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, int]:
+def token_hits(
+    tokenizer: ActionTokenizer, logits: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, int]:
     """Correct greedy tokens per action dimension (A,) over the valid steps, and the number of valid steps."""
-    predicted = logits_to_tokens(logits[valid].float())  # (M, A)
+    predicted = tokenizer.logits_to_tokens(logits[valid].float())  # (M, A)
     return (predicted == tokens[valid]).sum(0), int(valid.sum())
 
 
@@ -285,10 +287,10 @@ def validate(
             logits, _ = model(batch["images"], batch["instruction"], batch["valid"])
         logits, valid, tokens = logits.float(), batch["valid"], batch["tokens"]
         sums[0] += F.cross_entropy(logits[valid].flatten(0, 1), tokens[valid].flatten(), reduction="sum")
-        hits, steps = token_hits(logits, tokens, valid)
+        hits, steps = token_hits(model.tokenizer, logits, tokens, valid)
         sums[1] += steps
         sums[2 : 2 + a] += hits
-        predicted = detokenize(logits_to_tokens(logits[valid]))  # (M, A) in action units
+        predicted = model.tokenizer.logits_to_actions(logits[valid])  # (M, A) in action units
         sums[2 + a :] += (predicted - batch["actions"][valid]).abs().sum(0)
     if job.enabled:
         dist.all_reduce(sums)
@@ -332,11 +334,7 @@ def restore_rng(rng: dict[str, list[torch.Tensor]], job: Distributed, device: to
 
 def check_compatible(state: dict[str, Any], expected: dict[str, Any], path: str) -> None:
     """The checkpoint must hold the network this config builds, trained with today's action table."""
-    if state["action_table"] != action_table_rows():
-        raise CheckpointError(
-            f"checkpoint {path}: trained with action table {state['action_table']}, "
-            f"envs/spaces.py now has {action_table_rows()}"
-        )
+    check_action_table(state, path)
     saved = state["model_config"]
     keys = ("network", "cam_view", "time_sequence_length", "using_proprioception", "instruction_encoder")
     diff = [k for k in keys if saved.get(k) != expected[k]]
@@ -390,7 +388,8 @@ def train(
         torch.use_deterministic_algorithms(True)
     data = build_data(cfg, source)
     network = cfg.network
-    raw = RT1(network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception).to(device)
+    raw = RT1(network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception, data.train.tokenizer)
+    raw = raw.to(device)
     if cfg.imagenet_weights and not cfg.resume:
         try:
             raw.image_encoder.load_imagenet_weights(cfg.imagenet_weights)
@@ -594,7 +593,7 @@ def train(
                 lr = optimizer.param_groups[0]["lr"]  # the rate this step used
                 if sched.interval == "step":
                     scheduler.step(epoch + done / len(batches))
-                hits, steps = token_hits(logits.detach(), batch["tokens"], batch["valid"])
+                hits, steps = token_hits(raw.tokenizer, logits.detach(), batch["tokens"], batch["valid"])
                 window.add(loss, hits, steps * hits.numel(), len(batch["valid"]))
                 bar.update(1)
                 stopping = cfg.max_steps is not None and step >= cfg.max_steps

@@ -14,7 +14,6 @@ from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SIZE, ACTION_SLICES, CAM
 from rt1_sim.checkpoint import CheckpointError, save_checkpoint
 from rt1_sim.config import get_preset
 from rt1_sim.model import RT1, checkpoint_state
-from rt1_sim.model.action_tokenizer import logits_to_tokens
 from rt1_sim.model.film_efficientnet import FiLM
 from rt1_sim.model.instruction import ZeroInstructionEncoder
 from rt1_sim.policy import Policy, RT1Policy
@@ -73,7 +72,8 @@ def test_streaming_equals_recomputing_the_window_for_20_steps():
         action, logits = policy.act_with_logits(observations[step])
         expected = recompute(model, observations[: step + 1], context, seed=step)
         torch.testing.assert_close(logits[0], expected, rtol=1e-5, atol=1e-5)
-        assert torch.equal(logits_to_tokens(logits[0]), logits_to_tokens(expected)), step
+        tokens = model.tokenizer.logits_to_tokens
+        assert torch.equal(tokens(logits[0]), tokens(expected)), step
         assert action.shape == (ACTION_SIZE,) and action.dtype == np.float32
         assert (action >= ACTION_LOW).all() and (action <= ACTION_HIGH).all()
         assert action[ACTION_SLICES["terminate_episode"]][0] in (0.0, 1.0)
@@ -194,3 +194,26 @@ def test_compiled_policy_chooses_the_same_actions():
     compiled = RT1Policy(make_model(), torch_compile=True)
     for obs in observations:
         np.testing.assert_array_equal(compiled.act(obs), eager.act(obs))
+
+
+@pytest.mark.parametrize("vocab_size", [128, 256])
+def test_a_zero_action_round_trips_through_the_policy_to_exactly_zero(vocab_size, tmp_path):
+    """Targets are tokenised with the network's vocabulary; the policy must decode with the same one (a
+    decoder with another vocabulary turns 128's centre token into -0.02 m). Nothing is trained: the output
+    head is set so that every dimension's greedy token is the one a zero action tokenises to."""
+    torch.manual_seed(0)
+    config = get_preset("micro", image_height=SIZE, image_width=SIZE, crop_size=SIZE, vocab_size=vocab_size)
+    model = RT1(config, CAMERA_NAMES, T)
+    zero_tokens = model.tokenizer.tokenize(np.zeros(ACTION_SIZE, np.float32))  # (ACTION_SIZE,)
+    assert (zero_tokens[:-1] == (vocab_size - 1) // 2).all()
+    head = model.transformer.head
+    with torch.no_grad():  # logits = bias: the centre token wins wherever it is valid, token 0 for terminate
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[int(zero_tokens[0])] = 1.0
+    save_checkpoint(tmp_path / "zero.pt", checkpoint_state(model))
+    obs = episode(1)[0]
+    for policy in (RT1Policy(model), RT1Policy.from_checkpoint(tmp_path / "zero.pt")):
+        assert policy.model.tokenizer.vocab_size == vocab_size
+        action = policy.act(obs)
+        assert action.tolist() == [0.0] * ACTION_SIZE, action

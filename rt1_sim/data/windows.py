@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from envs.spaces import ACTION_SIZE
 from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
-from rt1_sim.model.action_tokenizer import tokenize
+from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class WindowDataset(Dataset):
         cache: FrameCache,
         time_sequence_length: int,
         predicting_next_ts: bool,
-        vocab_size: int,
+        tokenizer: ActionTokenizer,
         instruction_encoder: InstructionEncoder,
         augment: RandomCrop | None = None,
         seed: int = 0,
@@ -172,7 +172,8 @@ class WindowDataset(Dataset):
         # Row i holds the target of frame i: action row i + shift, tokenised once for the whole cache. (With
         # next_ts an episode's last row gets the next episode's first action, but no window reads it.)
         self.actions = np.roll(cache.actions, -shift, axis=0) if shift else cache.actions  # (N, A)
-        self.tokens = tokenize(self.actions, vocab_size)  # (N, A) int64
+        self.tokenizer = tokenizer
+        self.tokens = tokenizer.tokenize(self.actions)  # (N, A) int64, with the model's vocabulary
         self.instructions = (
             np.stack([instruction_encoder(s) for s in cache.instructions]).astype(np.float32)
             if cache.instructions

@@ -22,7 +22,7 @@ from torch import nn
 
 from envs.spaces import ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES
 from rt1_sim.config import NetworkConfig
-from rt1_sim.model.action_tokenizer import action_table_rows
+from rt1_sim.model.action_tokenizer import ActionTokenizer, action_table_rows
 from rt1_sim.model.film_efficientnet import FiLMEfficientNet
 from rt1_sim.model.token_learner import TokenLearner
 from rt1_sim.model.transformer import Transformer, action_read_positions, rt1_attention_mask
@@ -55,7 +55,10 @@ class RT1(nn.Module):
         cam_view: Sequence[str] = CAMERA_NAMES,
         time_sequence_length: int = 6,
         using_proprioception: bool = False,
+        tokenizer: ActionTokenizer | None = None,
     ) -> None:
+        """`tokenizer` (default: built from `config.vocab_size` and the action table) turns the logits into
+        actions and the targets into tokens; its vocabulary must be the network's."""
         super().__init__()
         if isinstance(cam_view, str) or not cam_view or len(set(cam_view)) != len(cam_view):
             raise ValueError(f"cam_view must be a non-empty list of distinct camera names, got {cam_view!r}")
@@ -65,6 +68,11 @@ class RT1(nn.Module):
         self.cam_view = tuple(cam_view)
         self.time_sequence_length = time_sequence_length
         self.using_proprioception = using_proprioception
+        self.tokenizer = tokenizer if tokenizer is not None else ActionTokenizer(config.vocab_size)
+        if self.tokenizer.vocab_size != config.vocab_size:
+            raise ValueError(
+                f"action tokenizer has {self.tokenizer.vocab_size} tokens, the network {config.vocab_size}"
+            )
         width = config.token_embedding_size_per_image
 
         self.image_encoder = FiLMEfficientNet(config)
@@ -212,8 +220,9 @@ def model_config(
     }
 
 
-def build_model(config: Mapping[str, Any]) -> RT1:
-    """An untrained RT1 from a `model_config` dict (a checkpoint's "model_config")."""
+def build_model(config: Mapping[str, Any], tokenizer: ActionTokenizer | None = None) -> RT1:
+    """An untrained RT1 from a `model_config` dict (a checkpoint's "model_config"), with `tokenizer` (default:
+    built from the network's vocab_size)."""
     missing = [
         k for k in ("network", "cam_view", "time_sequence_length", "using_proprioception") if k not in config
     ]
@@ -224,14 +233,15 @@ def build_model(config: Mapping[str, Any]) -> RT1:
         cam_view=config["cam_view"],
         time_sequence_length=config["time_sequence_length"],
         using_proprioception=config["using_proprioception"],
+        tokenizer=tokenizer,
     )
 
 
 def checkpoint_state(
     model: nn.Module, instruction_encoder: Mapping[str, Any] | None = None, default_instruction: str = ""
 ) -> dict[str, Any]:
-    """The model part of a checkpoint: {"model", "model_config", "action_table"}; training adds its own keys.
-    Weights come from the uncompiled module (no `_orig_mod.` prefixes)."""
+    """The model part of a checkpoint: {"model", "model_config", "action_table", "action_tokenizer"}; training
+    adds its own keys. Weights come from the uncompiled module (no `_orig_mod.` prefixes)."""
     raw = getattr(model, "_orig_mod", model)
     if not isinstance(raw, RT1):
         raise TypeError(f"expected an RT1 model, got {type(raw).__name__}")
@@ -239,4 +249,5 @@ def checkpoint_state(
         "model": raw.state_dict(),
         "model_config": model_config(raw, instruction_encoder, default_instruction),
         "action_table": action_table_rows(),
+        "action_tokenizer": raw.tokenizer.to_dict(),
     }

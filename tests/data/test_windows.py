@@ -20,7 +20,7 @@ from rt1_sim.data.windows import (
     load_frame_cache,
     split_episodes,
 )
-from rt1_sim.model.action_tokenizer import tokenize
+from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import HashInstructionEncoder
 
 T = 6
@@ -33,7 +33,9 @@ def cache(tiny_dataset: Path) -> FrameCache:
 
 
 def windows(cache: FrameCache, next_ts: bool = False, augment: RandomCrop | None = None) -> WindowDataset:
-    return WindowDataset(cache, T, next_ts, 256, HashInstructionEncoder(16), augment=augment, seed=3407)
+    return WindowDataset(
+        cache, T, next_ts, ActionTokenizer(256), HashInstructionEncoder(16), augment=augment, seed=3407
+    )
 
 
 def test_split_is_ios_seeded_permutation() -> None:
@@ -72,7 +74,7 @@ def test_frames_of_another_size_are_resized_once_while_decoding(tiny_dataset: Pa
 def test_windows_are_right_aligned_left_padded_and_masked(cache: FrameCache) -> None:
     ds = windows(cache)
     assert len(ds) == int(cache.lengths.sum())  # one window per frame
-    tokens = tokenize(cache.actions, 256)
+    tokens = ActionTokenizer(256).tokenize(cache.actions)
     first = ds[0]  # the episode's first frame: one real step, T - 1 padded ones
     assert first["images"].shape == (T, len(CAMERA_NAMES), *SIZE, 3) and first["images"].dtype == np.uint8
     assert first["valid"].tolist() == [False] * (T - 1) + [True]

@@ -7,16 +7,16 @@ import pytest
 import torch
 
 from envs.spaces import ACTION_HIGH, ACTION_KEYS, ACTION_LOW, ACTION_SIZE, ACTION_SLICES, ACTION_TABLE
-from rt1_sim.model.action_tokenizer import (
-    action_table_rows,
-    continuous_levels,
-    detokenize,
-    detokenize_dict,
-    logits_to_tokens,
-    token_counts,
-    tokenize,
-    tokenize_dict,
-)
+from rt1_sim.model.action_tokenizer import ActionTokenizer, action_table_rows, continuous_levels
+
+TOKENIZER = ActionTokenizer(vocab_size=256, table=ACTION_TABLE)
+tokenize, detokenize = TOKENIZER.tokenize, TOKENIZER.detokenize
+tokenize_dict, detokenize_dict = TOKENIZER.tokenize_dict, TOKENIZER.detokenize_dict
+logits_to_tokens = TOKENIZER.logits_to_tokens
+
+
+def token_counts() -> np.ndarray:
+    return TOKENIZER.token_counts
 
 CONTINUOUS = np.concatenate([np.full(d.size, not d.discrete) for d in ACTION_TABLE])
 TERMINATE = ACTION_SLICES["terminate_episode"]
@@ -108,3 +108,21 @@ def test_greedy_decoding_never_picks_an_invalid_token():
     tokens = logits_to_tokens(logits)
     assert (tokens < torch.as_tensor(token_counts())).all()
     assert tokens[1, 0] == 3
+
+
+@pytest.mark.parametrize("vocab_size", [3, 128, 129, 256])
+def test_zero_decodes_to_zero_at_every_vocabulary_size(vocab_size):
+    tokenizer = ActionTokenizer(vocab_size)
+    tokens = tokenizer.tokenize(np.zeros(ACTION_SIZE, np.float32))
+    assert (tokens[CONTINUOUS] == (continuous_levels(vocab_size) - 1) // 2).all()
+    assert (tokenizer.detokenize(tokens) == 0.0).all()
+    assert (tokenizer.detokenize(torch.from_numpy(tokens)) == 0.0).all()
+
+
+def test_tokenizer_state_round_trips_and_rejects_a_bad_vocabulary():
+    assert ActionTokenizer.from_dict(TOKENIZER.to_dict()) == TOKENIZER
+    assert TOKENIZER.to_dict()["table"] == action_table_rows()
+    with pytest.raises(ValueError, match="vocab_size"):
+        ActionTokenizer(2)
+    with pytest.raises(ValueError, match="expected"):
+        ActionTokenizer(128).logits_to_tokens(torch.zeros(ACTION_SIZE, 256))
