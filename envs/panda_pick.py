@@ -244,6 +244,18 @@ class PandaPickEnv(gym.Env):
             "lift_height": self.lift_height,
         }
 
+    def variation(self) -> dict[str, Any]:
+        """The scene variation drawn for the current episode (call right after reset): cube colour, distractor
+        count, cube size and position; evaluation breaks success down by these."""
+        state = self.privileged_state()
+        return {
+            "cube_color": self.cube_color_name,
+            "num_distractors": self.distractor_count,
+            "cube_size": float(state["cube_size"]),
+            "cube_x": float(state["cube_pos"][0]),
+            "cube_y": float(state["cube_pos"][1]),
+        }
+
     def raw_state(self) -> np.ndarray:
         """The state logged per frame in results_raw.csv: 9 joint positions, cube position and xyzw quaternion."""
         cube_pos, cube_quat = self.sim.base_pose("cube")

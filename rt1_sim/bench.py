@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rt1_sim.errors import UserError
+
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:
-        raise SystemExit(f"rt1-sim bench: unknown benchmark(s) {unknown}; available: {available()}")
+        raise UserError(f"unknown benchmark(s) {unknown}; available: {available()}")
     failed = 0
     for name in names:
         cmd = [sys.executable, str(BENCHMARKS_DIR / f"{name}.py"), "--json", *args.arg]

@@ -12,8 +12,6 @@ Convention for the dict (plain Python types and tensors only, so `weights_only=T
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import torch
 
 from rt1_sim.errors import CheckpointError
+from rt1_sim.files import atomic_write
 from rt1_sim.model.action_tokenizer import ActionTokenizer, action_table_rows
 
 MODEL_KEYS: tuple[str, ...] = ("model", "model_config", "action_table")
@@ -30,31 +29,11 @@ __all__ = ["MODEL_KEYS", "CheckpointError", "check_action_table", "checkpoint_to
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write `state` to `path` atomically: a temp file in the same directory, fsync, then os.replace, so a
-    crash leaves either the old file or the new one, never a truncated one."""
+    """Write `state` to `path` atomically (`rt1_sim.files`): a crash leaves the old file or the new one, never
+    a truncated one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # Persist the rename itself (the directory entry); not possible on every platform.
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(

@@ -2,22 +2,38 @@
 
 Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`; this file
 only dispatches, importing a module when its subcommand is used (so `rt1-sim collect` never imports torch).
+A `UserError` (a wrong option, config key, dataset, checkpoint or output folder) is printed as one line and exits
+with status 2; anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
+from collections.abc import Callable
+
+from rt1_sim.errors import UserError
+from rt1_sim.logs import setup_logging
 
 SUBCOMMANDS = {
     "collect": ("rt1_sim.collect", "collect scripted-expert demonstrations into a dataset (IO layout)"),
     "train": ("rt1_sim.train", "train RT-1 on a dataset"),
-    "eval": ("rt1_sim.evaluate", "closed-loop evaluation of a policy: success rate with a 95% interval"),
+    "eval": ("rt1_sim.eval.cli", "closed-loop evaluation of a policy: success rate with a 95% interval"),
     "plot": ("rt1_sim.plot", "draw a training run's learning curve (loss, closed-loop success) as a PNG"),
     "bench": ("rt1_sim.bench", "run the benchmarks in benchmarks/ and print their ratios"),
 }
+USER_ERROR_STATUS = 2
+
+
+def run_command(prog: str, run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """`run(args)` with logging set up; a UserError becomes one line on stderr and exit status 2."""
+    setup_logging()
+    try:
+        return int(run(args) or 0)
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return USER_ERROR_STATUS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == chosen:  # only the chosen subcommand's module is imported
             importlib.import_module(module_name).add_arguments(sub_parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    return run_command(f"rt1-sim {args.command}", module.run, args)
 
 
 if __name__ == "__main__":

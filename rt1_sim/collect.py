@@ -3,7 +3,8 @@
 Episode k of the dataset is the k-th kept episode in seed order (seeds `seed`, `seed+1`, ...), whatever the number
 of workers: workers render and write episodes into hidden staging folders, and the parent commits them in seed order
 by renaming. A kill leaves only whole episodes; re-running the same command resumes after the last committed seed
-and ends with the same dataset.
+and ends with the same dataset. What determines the content is a `CollectConfig` (`--config`, `--set`), written to
+the dataset as collect_config.json.
 """
 
 from __future__ import annotations
@@ -11,60 +12,48 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing as mp
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 from tqdm import tqdm
 
-import envs  # noqa: F401  (registers PandaPick-v0)
-from envs import MAX_EPISODE_STEPS
-from envs.scripted_expert import ScriptedExpert
-from envs.spaces import CAMERA_NAMES, EPISODE_DIR, EPISODE_META_FILE
-from rt1_sim.data.episodes import (EpisodeRecorder, clean_incomplete, commit_episode, discard_staged,
-                                   stage_episode, write_dataset_info)
+import envs  # noqa: F401  (registers the envs)
+from envs.spaces import EPISODE_DIR, EPISODE_META_FILE
+from rt1_sim.config import DEFAULT_ENV_ID, CollectConfig, add_override_argument, load_config
+from rt1_sim.data.episodes import (
+    EpisodeRecorder,
+    clean_incomplete,
+    commit_episode,
+    discard_staged,
+    stage_episode,
+    staging_dirs,
+    write_dataset_info,
+)
+from rt1_sim.errors import ConfigError, OutputError, UserError
+from rt1_sim.files import atomic_write_text
+from rt1_sim.policy import make_expert
+from rt1_sim.pool import worker_pool
 from rt1_sim.rollout import rollout
 
 log = logging.getLogger(__name__)
 CONFIG_FILE = "collect_config.json"
 
-
-@dataclass(frozen=True)
-class CollectConfig:
-    """What determines a dataset's content (not how fast it is made: workers are not part of it)."""
-
-    seed: int = 0
-    noise: float = 0.1  # expert action noise, fraction of the action bounds (approach and descent only)
-    keep_failures: bool = False
-    max_steps: int = MAX_EPISODE_STEPS
-    views: tuple[str, ...] = CAMERA_NAMES
-    env_options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.noise < 0:
-            raise ValueError(f"noise must be >= 0, got {self.noise}")
-        if self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
-        unknown = [v for v in self.views if v not in CAMERA_NAMES]
-        if not self.views or unknown:
-            raise ValueError(f"views must be a non-empty subset of {list(CAMERA_NAMES)}, got {list(self.views)}")
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["views"] = list(self.views)
-        return d
-
+__all__ = ["CONFIG_FILE", "CollectConfig", "collect"]
 
 # ---- worker side: one env + expert per process ----
 _worker: dict[str, Any] = {}
 
 
 def _init_worker(cfg: CollectConfig, root: str) -> None:
-    env = gym.make("PandaPick-v0", max_episode_steps=cfg.max_steps, **cfg.env_options)
-    _worker.update(cfg=cfg, root=Path(root), env=env, expert=ScriptedExpert(env, noise=cfg.noise, seed=cfg.seed))
+    env = gym.make(cfg.env_id, max_episode_steps=cfg.max_steps, **cfg.env_options)
+    _worker.update(cfg=cfg, root=Path(root), env=env, expert=make_expert(env, noise=cfg.noise, seed=cfg.seed))
+
+
+def _close_worker() -> None:
+    _worker.pop("env").close()
 
 
 def _collect_one(seed: int) -> dict[str, Any]:
@@ -72,8 +61,13 @@ def _collect_one(seed: int) -> dict[str, Any]:
     cfg, env = _worker["cfg"], _worker["env"]
     recorder = EpisodeRecorder(cfg.views)
     result = rollout(env, _worker["expert"], seed, on_step=recorder)
-    meta = {"seed": seed, "success": result.success, "success_once": result.success_once,
-            "end_reason": result.end_reason, "final_cube_height": result.final_cube_height}
+    meta = {
+        "seed": seed,
+        "success": result.success,
+        "success_once": result.success_once,
+        "end_reason": result.end_reason,
+        "final_cube_height": result.final_cube_height,
+    }
     kept = result.success or cfg.keep_failures
     if kept:
         stage_episode(_worker["root"], cfg.views, f"seed{seed}", recorder.episode(result.instruction, meta))
@@ -89,109 +83,174 @@ def _check_resumable(root: Path, cfg: CollectConfig) -> None:
     try:
         saved = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); remove it or collect into a new folder") from None
+        raise OutputError(f"{path}: not valid JSON ({e}); remove it or collect into a new folder") from None
+    saved.setdefault("env_id", DEFAULT_ENV_ID)  # datasets collected before env_id was a key
     diff = {k: (saved.get(k), v) for k, v in cfg.to_json().items() if saved.get(k) != v}
     if diff:
         details = ", ".join(f"{k}: {old!r} on disk vs {new!r} now" for k, (old, new) in diff.items())
-        raise ValueError(f"{root} was collected with other settings ({details}); use a new --out folder")
+        raise OutputError(f"{root} was collected with other settings ({details}); use a new --out folder")
+
+
+def _check_env(cfg: CollectConfig) -> None:
+    """Make the env once here, so that a bad env option fails before any worker starts."""
+    try:
+        gym.make(cfg.env_id, **cfg.env_options).close()
+    except gym.error.Error as e:
+        raise ConfigError(f"env_id {cfg.env_id!r}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"env_options: {e}") from None
+
+
+@dataclass
+class _Progress:
+    """The dataset so far (lengths of the committed episodes) and this run's expert attempts."""
+
+    lengths: list[int]
+    next_seed: int
+    resumed: int  # episodes already there when this run started
+    attempts: int = 0
+    successes: int = 0
+    committed: list[int] = field(default_factory=list)
+
+
+def _open_dataset(out: Path, episodes: int, cfg: CollectConfig) -> _Progress:
+    """Create or resume `out`: check its settings, clear staging leftovers, read what is already committed."""
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resumable(out, cfg)
+    atomic_write_text(out / CONFIG_FILE, json.dumps(cfg.to_json(), indent=1, sort_keys=True))
+    whole = clean_incomplete(out, cfg.views)
+    if whole != list(range(len(whole))):
+        raise OutputError(f"{out}: episode folders are not numbered 0..{len(whole) - 1} ({whole[:5]}...)")
+    if len(whole) > episodes:
+        raise OutputError(f"{out} already holds {len(whole)} episodes, more than the {episodes} asked for")
+    first = out / cfg.views[0]
+    metas = [json.loads((first / EPISODE_DIR.format(i) / EPISODE_META_FILE).read_text()) for i in whole]
+    lengths = [m["steps"] for m in metas]
+    write_dataset_info(out, cfg.views, lengths)
+    next_seed = max((m["seed"] for m in metas), default=cfg.seed - 1) + 1
+    return _Progress(lengths=lengths, next_seed=next_seed, resumed=len(whole))
 
 
 def collect(out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, progress: bool = True) -> dict[str, Any]:
     """Collect until `out` holds `episodes` episodes; resumes whatever is already there. Returns a summary."""
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise ConfigError(f"episodes must be >= 1, got {episodes}")
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resumable(out, cfg)
-    (out / CONFIG_FILE).write_text(json.dumps(cfg.to_json(), indent=1, sort_keys=True))
-    views = cfg.views
-    whole = clean_incomplete(out, views)
-    if whole != list(range(len(whole))):
-        raise ValueError(f"{out}: episode folders are not numbered 0..{len(whole) - 1} ({whole[:5]}...)")
-    metas = [json.loads((out / views[0] / EPISODE_DIR.format(i) / EPISODE_META_FILE).read_text()) for i in whole]
-    lengths = [m["steps"] for m in metas]
-    next_seed = max((m["seed"] for m in metas), default=cfg.seed - 1) + 1
-    if len(whole) > episodes:
-        raise ValueError(f"{out} already holds {len(whole)} episodes, more than the {episodes} asked for")
-    write_dataset_info(out, views, lengths)
+    _check_env(cfg)
+    state = _open_dataset(out, episodes, cfg)
     max_attempts = 2 * episodes + 20  # the expert succeeds in ~100% of episodes: far fewer means a broken setup
-    attempts = successes = 0
     start = time.perf_counter()
-    bar = tqdm(total=episodes, initial=len(whole), unit="ep", desc="collect", disable=not progress, mininterval=0.5)
-    pool = mp.get_context("spawn").Pool(workers, _init_worker, (cfg, str(out))) if workers > 1 else None
-    if pool is None:
-        _init_worker(cfg, str(out))
+    bar = tqdm(total=episodes, initial=state.resumed, unit="ep", desc="collect", disable=not progress, mininterval=0.5)
     try:
-        while len(lengths) < episodes:
-            if attempts >= max_attempts:
-                raise RuntimeError(f"only {len(lengths) - len(whole)} of {attempts} expert episodes were kept; "
-                                   f"check the env options {cfg.env_options}")
-            batch = range(next_seed, next_seed + max(2 * workers, episodes - len(lengths)))
-            results = pool.imap(_collect_one, batch) if pool else map(_collect_one, batch)
-            for r in results:  # in seed order
-                staged = {v: out / v / f".tmp_seed{r['seed']}" for v in views}
-                if len(lengths) >= episodes or attempts >= max_attempts:
-                    if r["kept"]:
-                        discard_staged(staged)
-                    continue
-                attempts += 1
-                successes += r["success"]
-                next_seed = r["seed"] + 1
-                if r["kept"]:
-                    commit_episode(out, views, staged, len(lengths))
-                    lengths.append(r["length"])
-                    write_dataset_info(out, views, lengths)
-                    bar.update(1)
-                bar.set_postfix(success=f"{successes / attempts:.1%}", refresh=False)
+        with bar, worker_pool(workers, _init_worker, (cfg, str(out)), _close_worker) as imap:
+            while len(state.lengths) < episodes:
+                if state.attempts >= max_attempts:
+                    raise UserError(
+                        f"only {len(state.lengths) - state.resumed} of {state.attempts} expert episodes were "
+                        f"kept; check the env options {cfg.env_options}"
+                    )
+                batch = range(state.next_seed, state.next_seed + max(2 * workers, episodes - len(state.lengths)))
+                for r in imap(_collect_one, batch):  # in seed order
+                    _commit_in_order(out, cfg, r, state, episodes, max_attempts, bar)
     finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-        else:
-            _worker["env"].close()
-        clean_incomplete(out, views)
-    elapsed = time.perf_counter() - start
-    summary = {"out": str(out), "episodes": len(lengths), "frames": int(sum(lengths)), "attempts": attempts,
-               "expert_success_rate": successes / attempts if attempts else None, "seconds": elapsed}
-    log.info("collected %d episodes (%d frames) into %s; this run: %d attempts, expert success %s, %.1f s",
-             len(lengths), sum(lengths), out, attempts,
-             f"{successes / attempts:.1%}" if attempts else "n/a", elapsed)
+        clean_incomplete(out, cfg.views)
+    return _summary(out, state, time.perf_counter() - start)
+
+
+def _commit_in_order(
+    out: Path, cfg: CollectConfig, r: dict[str, Any], state: _Progress, episodes: int, max_attempts: int, bar: tqdm
+) -> None:
+    """Count one attempt and commit its episode if kept; attempts beyond what is needed are discarded."""
+    staged = staging_dirs(out, cfg.views, f"seed{r['seed']}")
+    if len(state.lengths) >= episodes or state.attempts >= max_attempts:
+        if r["kept"]:
+            discard_staged(staged)
+        return
+    state.attempts += 1
+    state.successes += r["success"]
+    state.next_seed = r["seed"] + 1
+    if r["kept"]:
+        commit_episode(out, cfg.views, staged, len(state.lengths))
+        state.lengths.append(r["length"])
+        write_dataset_info(out, cfg.views, state.lengths)
+        bar.update(1)
+    bar.set_postfix(success=f"{state.successes / state.attempts:.1%}", refresh=False)
+
+
+def _summary(out: Path, state: _Progress, elapsed: float) -> dict[str, Any]:
+    attempts, successes, lengths = state.attempts, state.successes, state.lengths
+    summary = {
+        "out": str(out),
+        "episodes": len(lengths),
+        "frames": int(sum(lengths)),
+        "attempts": attempts,
+        "expert_success_rate": successes / attempts if attempts else None,
+        "seconds": elapsed,
+    }
+    log.info(
+        "collected %d episodes (%d frames) into %s; this run: %d attempts, expert success %s, %.1f s",
+        len(lengths),
+        sum(lengths),
+        out,
+        attempts,
+        f"{successes / attempts:.1%}" if attempts else "n/a",
+        elapsed,
+    )
     return summary
 
 
-def _parse_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value  # a bare string such as cube_color=random
+# ---- command line ----
+# Shorthand options, each the same as a `--set` of its key (applied after the config file and --set).
+SHORTHANDS = {
+    "seed": "seed",
+    "noise": "noise",
+    "max_steps": "max_steps",
+    "views": "views",
+    "image_size": "env_options.image_size",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created, or resumed if it exists)")
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes the dataset should hold")
     parser.add_argument("--workers", type=int, default=1, help="parallel env processes (does not change the data)")
-    parser.add_argument("--seed", type=int, default=0, help="first env seed; episodes use consecutive seeds")
-    parser.add_argument("--noise", type=float, default=CollectConfig.noise,
-                        help="expert action noise as a fraction of the action bounds")
-    parser.add_argument("--keep-failures", action="store_true", help="also keep episodes the expert failed")
-    parser.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS, help="episode step limit")
-    parser.add_argument("--views", nargs="+", default=list(CAMERA_NAMES), help="cameras to record")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="camera image size")
-    parser.add_argument("--env-option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
-                        help="PandaPickEnv option, value as JSON (e.g. num_distractors=2, x_range=[0.4,0.7])")
+    parser.add_argument("--config", type=Path, help="CollectConfig JSON (default: the CollectConfig defaults)")
+    add_override_argument(parser, "env_options.num_distractors=2, noise=0.05")
+    shorthand = parser.add_argument_group("shorthands", "each is the same as --set of the key it names")
+    shorthand.add_argument("--seed", type=int, help="first env seed, episodes use consecutive seeds (--set seed=S)")
+    shorthand.add_argument("--noise", type=float, help="expert action noise, fraction of the action bounds")
+    shorthand.add_argument("--keep-failures", action="store_true", help="also keep failed expert episodes")
+    shorthand.add_argument("--max-steps", type=int, help="episode step limit (--set max_steps=N)")
+    shorthand.add_argument("--views", nargs="+", help="cameras to record (--set 'views=[\"front\"]')")
+    shorthand.add_argument(
+        "--image-size", type=int, nargs=2, metavar=("H", "W"), help="camera image size (env_options.image_size)"
+    )
+    shorthand.add_argument(
+        "--env-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="env option, value as JSON: the same as --set env_options.KEY=VALUE (e.g. num_distractors=2)",
+    )
+
+
+def shorthand_overrides(args: argparse.Namespace) -> list[str]:
+    """The shorthand options as `--set` overrides, in a fixed order."""
+    overrides = [f"{key}={json.dumps(getattr(args, name))}" for name, key in SHORTHANDS.items()
+                 if getattr(args, name) is not None]
+    if args.keep_failures:
+        overrides.append("keep_failures=true")
+    for text in args.env_option:
+        if "=" not in text or text.startswith("="):
+            raise ConfigError(f"--env-option {text!r}: expected KEY=VALUE")
+        overrides.append(f"env_options.{text}")
+    return overrides
 
 
 def run(args: argparse.Namespace) -> int:
-    env_options = dict(args.env_option)
-    if args.image_size:
-        env_options["image_size"] = list(args.image_size)
-    cfg = CollectConfig(seed=args.seed, noise=args.noise, keep_failures=args.keep_failures, max_steps=args.max_steps,
-                        views=tuple(args.views), env_options=env_options)
+    cfg = load_config(CollectConfig, args.config, [*args.overrides, *shorthand_overrides(args)])
     summary = collect(args.out, args.episodes, cfg, workers=args.workers)
     print(json.dumps(summary))
     return 0

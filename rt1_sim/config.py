@@ -15,9 +15,12 @@ import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from envs import MAX_EPISODE_STEPS
 from envs.spaces import CAMERA_NAMES
+from rt1_sim.errors import ConfigError
+from rt1_sim.resources import find_config
 
 # EfficientNet compound-scaling coefficients (width, depth) of the published variants. Resolution is a
 # separate field (`image_height`, `image_width`) because the env renders at whatever size the preset asks for.
@@ -61,16 +64,7 @@ class NetworkConfig:
     token_learner_hidden_size: int = 64  # hidden width of the TokenLearner's attention MLP
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type == "bool" and not isinstance(value, bool):
-                raise ValueError(f"network config {f.name!r} must be true/false, got {value!r}")
-            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"network config {f.name!r} must be an integer, got {value!r}")
-            if f.type == "float":
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"network config {f.name!r} must be a number, got {value!r}")
-                object.__setattr__(self, f.name, float(value))  # JSON may give 0 for 0.0
+        """Values only: types are checked by the loader (`config_from_dict`), the one place that does it."""
         positive = [f.name for f in dataclasses.fields(self) if f.type == "int"]
         for name in positive:
             if getattr(self, name) <= 0:
@@ -121,13 +115,11 @@ class NetworkConfig:
     def from_dict(
         cls, d: Mapping[str, Any], base: NetworkConfig | None = None, source: str = "network config"
     ) -> NetworkConfig:
-        """Build from a plain dict (e.g. IO's `network_configs`); missing keys keep `base`'s values (default:
-        the paper model). An unknown key raises ValueError naming the key and `source`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in d:
-            if key not in known:
-                raise ValueError(f"unknown key {key!r} in {source}; valid keys: {sorted(known)}")
-        return dataclasses.replace(base if base is not None else cls(), **dict(d))
+        """Build from a plain dict (e.g. IO's `network_configs`) through the config loader (unknown keys and
+        wrong types fail naming the key and `source`); missing keys keep `base`'s values (default: the paper
+        model)."""
+        base = base if base is not None else cls()
+        return config_from_dict(cls, {**base.to_dict(), **dict(d)}, source)
 
 
 # ---- named presets: the one place where network sizes are chosen ----
@@ -176,7 +168,7 @@ PRESETS: dict[str, NetworkConfig] = {
 def get_preset(name: str, **overrides: Any) -> NetworkConfig:
     """The named preset, with optional field overrides (validated like any other config)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown network preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown network preset {name!r}; choose one of {sorted(PRESETS)}")
     return NetworkConfig.from_dict(overrides, base=PRESETS[name], source=f"overrides of preset {name!r}")
 
 
@@ -184,8 +176,12 @@ def get_preset(name: str, **overrides: Any) -> NetworkConfig:
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
-    """A config file or `--set` override is wrong; the message names the key and the file (or override)."""
+@dataclass(frozen=True)
+class FieldsOf:
+    """Annotation marker, `Annotated[dict[str, Any], FieldsOf(SomeConfig)]`: a dict of overrides of some of
+    `SomeConfig`'s fields, each key and value checked by the loader as that field would be."""
+
+    config: type
 
 
 def config_from_dict(cls: type[C], data: Any, source: str, prefix: str = "") -> C:
@@ -195,19 +191,26 @@ def config_from_dict(cls: type[C], data: Any, source: str, prefix: str = "") -> 
     where = prefix.rstrip(".") or "the top level"
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: {where} must be a JSON object, got {data!r}")
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    values = {}
-    for key, value in data.items():
-        if key not in names:
-            raise ConfigError(f"{source}: unknown key {prefix + key!r}; valid keys in {where}: {names}")
-        values[key] = _check_value(value, hints[key], prefix + key, source)
+    values = _check_fields(cls, data, source, prefix)
     try:
         return cls(**values)
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:  # the dataclass's own __post_init__ validation
         raise ConfigError(f"{source}: {e}") from None
+
+
+def _check_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> dict[str, Any]:
+    """`data` with every value checked against (and converted to) its field's annotation in dataclass `cls`."""
+    where = prefix.rstrip(".") or "the top level"
+    hints = get_type_hints(cls, include_extras=True)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    values = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key {prefix + key!r}; valid keys in {where}: {names}")
+        values[key] = _check_value(value, hints[key], prefix + key, source)
+    return values
 
 
 def _type_name(hint: Any) -> str:
@@ -219,6 +222,13 @@ def _check_value(value: Any, hint: Any, key: str, source: str) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any:
         return value
+    if origin is Annotated:
+        fields_of = next((m for m in hint.__metadata__ if isinstance(m, FieldsOf)), None)
+        if fields_of is None:
+            return _check_value(value, args[0], key, source)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: key {key!r} must be a JSON object, got {value!r}")
+        return _check_fields(fields_of.config, value, source, key + ".")
     if dataclasses.is_dataclass(hint):
         return config_from_dict(hint, value, source, key + ".")
     if origin in (Union, types.UnionType):
@@ -287,14 +297,15 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, text: str) -> dict[s
 
 
 def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = ()) -> C:
-    """Read `cls` from a JSON file (None: the defaults), then apply `--set key.path=value` overrides in order.
-    Unknown keys and wrong types raise ConfigError naming the key and the file or override."""
+    """Read `cls` from a JSON file (None: the defaults; `eval_configs/X.json` and `train_configs/X.json` fall back
+    to the shipped files), then apply `--set key.path=value` overrides in order. Unknown keys and wrong types
+    raise ConfigError naming the key and the file or override."""
     data: dict[str, Any] = {}
     source = "the defaults"
     if path is not None:
         source = str(path)
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(find_config(path).read_text())
         except FileNotFoundError:
             raise ConfigError(f"{source}: no such config file") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -310,6 +321,41 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain JSON-ready dict of a config dataclass (tuples become lists); inverse of `config_from_dict`."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+# ---- the env every collection and evaluation makes with gym.make(env_id, **env_options) ----
+# The only place rt1_sim names an env: another registered env plugs in through the `env_id` key alone.
+DEFAULT_ENV_ID = "PandaPick-v0"
+
+
+# ---- datasets collected by the scripted expert (`rt1-sim collect`) ----
+@dataclass(frozen=True)
+class CollectConfig:
+    """What determines a dataset's content (not how fast it is made: workers are not part of it). Episode k
+    of the dataset is the k-th kept expert episode of the env seeds `seed`, `seed + 1`, ..."""
+
+    seed: int = 0
+    noise: float = 0.1  # expert action noise, fraction of the action bounds (approach and descent only)
+    keep_failures: bool = False
+    max_steps: int = MAX_EPISODE_STEPS
+    views: tuple[str, ...] = CAMERA_NAMES
+    env_id: str = DEFAULT_ENV_ID  # a registered gymnasium id
+    env_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # the env's keyword options
+
+    def __post_init__(self) -> None:
+        if self.noise < 0:
+            raise ValueError(f"noise must be >= 0, got {self.noise}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        unknown = [v for v in self.views if v not in CAMERA_NAMES]
+        if not self.views or unknown:
+            raise ValueError(f"views must be a non-empty subset of {list(CAMERA_NAMES)}, got {list(self.views)}")
+        if not self.env_id:
+            raise ValueError("env_id must not be empty")
+
+    def to_json(self) -> dict[str, Any]:
+        """The plain dict written to (and compared with) a dataset's collect_config.json."""
+        return config_to_dict(self)
 
 
 # ---- evaluation suites (eval_configs/*.json) ----
@@ -339,7 +385,7 @@ class EvalPolicyConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """An evaluation suite: the scenes (PandaPick-v0 options, seeds), the episode limit and the policy.
+    """An evaluation suite: the scenes (env id and options, seeds), the episode limit and the policy.
 
     Episode k uses env seed `seed_start + k`, so every policy is scored on identical scenes.
     """
@@ -349,12 +395,15 @@ class EvalConfig:
     episodes: int = 100
     seed_start: int = EVAL_SEED_START
     max_steps: int | None = None  # None: the env's registered limit (envs.MAX_EPISODE_STEPS)
-    env_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # PandaPickEnv keyword options
+    env_id: str = DEFAULT_ENV_ID  # a registered gymnasium id
+    env_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # the env's keyword options
     policy: EvalPolicyConfig = dataclasses.field(default_factory=EvalPolicyConfig)
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("name must not be empty")
+        if not self.env_id:
+            raise ValueError("env_id must not be empty")
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
         if self.seed_start < 0:
@@ -427,7 +476,8 @@ class TrainConfig:
     num_train_episode: int | None = None  # None: every episode not used for validation
     num_val_episode: int = 0
     using_proprioception: bool = False
-    network_configs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Overrides of the preset's NetworkConfig fields, type-checked by the loader like any nested config.
+    network_configs: Annotated[dict[str, Any], FieldsOf(NetworkConfig)] = dataclasses.field(default_factory=dict)
     scheduler_configs: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
     # ---- ours ----
     preset: str = "paper"  # the NetworkConfig that network_configs overrides (see PRESETS)

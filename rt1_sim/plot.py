@@ -8,19 +8,15 @@ Needs matplotlib (`pip install -e ".[plot]"`); the file is written atomically.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from rt1_sim.errors import PlotError, UserError
+from rt1_sim.files import atomic_write
 from rt1_sim.train import METRICS_FILE
 
 CURVE_FILE = "learning_curve.png"
-
-
-class PlotError(ValueError):
-    """The run folder has no usable metrics.csv."""
 
 
 def read_metrics(run_dir: Path) -> pd.DataFrame:
@@ -70,15 +66,10 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, titl
     fig.suptitle(title or run_dir.name)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        os.replace(tmp, out)
+        atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=110))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 
@@ -92,9 +83,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise SystemExit('rt1-sim plot needs matplotlib: pip install -e ".[plot]"') from None
-    try:
-        print(plot_learning_curve(args.run_dir, args.out, args.title))
-    except PlotError as e:
-        raise SystemExit(f"rt1-sim plot: {e}") from None
+        raise UserError('rt1-sim plot needs matplotlib: pip install -e ".[plot]"') from None
+    print(plot_learning_curve(args.run_dir, args.out, args.title))
     return 0

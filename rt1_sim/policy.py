@@ -53,6 +53,14 @@ class RandomPolicy:
         return action
 
 
+def make_expert(env: Any, noise: float = 0.0, seed: int = 0) -> Policy:
+    """The env's scripted expert (reads privileged state from `env`); the one place that names it, so that
+    collection and evaluation get another env's expert by changing this function alone."""
+    from envs.scripted_expert import ScriptedExpert
+
+    return ScriptedExpert(env, noise=noise, seed=seed)
+
+
 @dataclass
 class _History:
     """Streaming state of N envs: the last T frames' image tokens (computed once per frame), proprioception,

@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 
 from envs.spaces import CAMERA_NAMES
-from rt1_sim import evaluate as ev
+import rt1_sim.eval as ev
 from rt1_sim.cli import main
 from rt1_sim.config import EVAL_SEED_START, ConfigError, EvalConfig, EvalPolicyConfig, load_config
 from rt1_sim.data.episodes import list_episodes, read_episode
-from rt1_sim.stats import wilson_interval
+from rt1_sim.eval.stats import wilson_interval
+from rt1_sim.eval.video import MACRO_BLOCK
 
 SUITES = Path(__file__).resolve().parent.parent / "eval_configs"
 
@@ -83,11 +84,13 @@ def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
         ev.evaluate(suite, tmp_path / "again", record=rec1, progress=False)
 
     csv = pd.read_csv(out1 / ev.EPISODES_FILE)
-    assert list(csv.columns) == list(ev.EPISODE_COLUMNS)
+    variation = ["cube_color", "num_distractors", "cube_size", "cube_x", "cube_y"]  # the env's variation()
+    assert list(csv.columns) == ev.episode_columns(results["per_episode"])
+    assert list(csv.columns) == [*ev.results.ROW_COLUMNS, *variation, "video"]
     for row in results["per_episode"]:
         frames = imageio.mimread(out1 / row["video"], format="FFMPEG")
         assert len(frames) == row["steps"] + 1  # every observation, the final one included
-        assert frames[0].shape[0] % ev.MACRO_BLOCK == 0 and frames[0].shape[1] % ev.MACRO_BLOCK == 0
+        assert frames[0].shape[0] % MACRO_BLOCK == 0 and frames[0].shape[1] % MACRO_BLOCK == 0
     assert not [p for p in out1.rglob(".*")]  # no temp files left behind
 
 
@@ -169,18 +172,18 @@ def test_shipped_suites(tmp_path):
 
 
 def test_auto_policy_falls_back_to_the_expert_with_a_warning(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(ev, "BUNDLED_CHECKPOINT", tmp_path / "absent.pt")
+    monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda: tmp_path / "absent.pt")
     with caplog.at_level(logging.WARNING):
         assert ev.resolve_policy("auto") == ev.PolicyChoice("scripted")
     assert "absent.pt" in caplog.text
     (tmp_path / "present.pt").touch()
-    monkeypatch.setattr(ev, "BUNDLED_CHECKPOINT", tmp_path / "present.pt")
+    monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda: tmp_path / "present.pt")
     assert ev.resolve_policy("auto") == ev.PolicyChoice("rt1", tmp_path / "present.pt")
 
 
 def test_torch_is_not_imported_for_scripted_or_random(tmp_path):
     code = (
-        "import sys; from rt1_sim.evaluate import evaluate; from rt1_sim.config import EvalConfig, "
+        "import sys; from rt1_sim.eval import evaluate; from rt1_sim.config import EvalConfig, "
         "EvalPolicyConfig; "
         "evaluate(EvalConfig(episodes=1, max_steps=3, policy=EvalPolicyConfig(name='random')), "
         f"{str(tmp_path)!r}, progress=False); assert 'torch' not in sys.modules, 'torch was imported'"
@@ -204,3 +207,16 @@ def test_default_suite_ceiling_and_floor(tmp_path):
         progress=False,
     )
     assert random.results["ci95_high"] <= 0.1
+
+
+def test_only_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkeypatch, capsys):
+    out = ["--out", str(tmp_path / "out"), "--video", "none"]
+    assert main(["eval", "--policy", str(tmp_path / "missing.pt"), *out]) == 2  # a CheckpointError
+    assert "missing.pt: no such file" in capsys.readouterr().err
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug deep inside")
+
+    monkeypatch.setattr("rt1_sim.eval.harness.resolve_env_options", bug)
+    with pytest.raises(ValueError, match="a bug deep inside"):  # not swallowed as a one-line "user error"
+        main(["eval", "--policy", "random", "--episodes", "1", *out])

@@ -98,7 +98,8 @@ def test_cpu_config_is_the_cpu_preset_on_both_cameras() -> None:
     "content, match",
     [
         ({"learning_rate": 1e-3}, "unknown key 'learning_rate'"),
-        ({"network_configs": {"num_layer": 2}}, "network_configs: unknown key 'num_layer'"),
+        ({"network_configs": {"num_layer": 2}}, "unknown key 'network_configs.num_layer'"),
+        ({"network_configs": {"num_layers": 2.5}}, "'network_configs.num_layers' must be int"),
         ({"scheduler_configs": {"T_0": "ten"}}, "'scheduler_configs.T_0' must be int"),
         ({"batch_size": 2.5}, "'batch_size' must be int"),
         ({"cam_view": "front"}, "'cam_view' must be"),

@@ -26,14 +26,12 @@ from PIL import Image
 from envs.spaces import (ACTION_COLUMNS, ACTION_SIZE, ACTION_SLICES, DATASET_INFO_FILE, EPISODE_DIR, EPISODE_META_FILE,
                          IMAGE_NAME, JOINT_COLUMNS, OBJECT_POSE_COLUMNS, RAW_COLUMNS, RAW_FILES, RESULTS_COLUMNS,
                          RESULTS_FILES, RGB_DIR, TASK_COLUMN)
+from rt1_sim.errors import DatasetError
+from rt1_sim.files import atomic_write_text
 
-TMP_PREFIX = ".tmp_"
+TMP_PREFIX = ".tmp_"  # staging folders and temporary files: clean_incomplete removes leftovers
 RAW_STATE_SIZE = len(JOINT_COLUMNS) + len(OBJECT_POSE_COLUMNS)
 PNG_COMPRESS_LEVEL = 1  # fast to write; PNG stays lossless
-
-
-class DatasetError(ValueError):
-    """A dataset on disk is missing something or is malformed; the message names the file and the problem."""
 
 
 @dataclass
@@ -73,15 +71,6 @@ class EpisodeRecorder:
 
 
 # ---------------------------------------------------------------- writing
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_episode_dir(folder: Path, view: str, episode: Episode) -> None:
     """Write one view of an episode into `folder` (which must not exist yet): frames, both CSVs, metadata."""
     (folder / RGB_DIR).mkdir(parents=True)
@@ -126,7 +115,7 @@ def write_dataset_info(root: Path, views: Sequence[str], lengths: Sequence[int])
     """`dataset_info.json` in every view folder (IO reads the first), written atomically."""
     text = json.dumps({"episode_length": [int(n) for n in lengths]})
     for v in views:
-        _atomic_write_text(Path(root) / v / DATASET_INFO_FILE, text)
+        atomic_write_text(Path(root) / v / DATASET_INFO_FILE, text, tmp_prefix=TMP_PREFIX)
 
 
 def write_episode(root: Path, views: Sequence[str], index: int, episode: Episode) -> None:

@@ -22,7 +22,7 @@ def test_io_network_configs_are_valid_input():
 
 
 def test_unknown_key_names_the_key_and_the_source():
-    with pytest.raises(ValueError, match=r"unknown key 'num_layer' in train_config.json"):
+    with pytest.raises(ValueError, match=r"train_config.json: unknown key 'num_layer'"):
         NetworkConfig.from_dict({"num_layer": 4}, source="train_config.json")
 
 
@@ -30,8 +30,8 @@ def test_unknown_key_names_the_key_and_the_source():
     "overrides, message",
     [
         ({"num_layers": 0}, "num_layers"),
-        ({"num_heads": 2.5}, "integer"),
-        ({"use_token_learner": "yes"}, "true/false"),
+        ({"num_heads": 2.5}, "'num_heads' must be int"),
+        ({"use_token_learner": "yes"}, "'use_token_learner' must be bool"),
         ({"dropout_rate": 1.0}, "dropout_rate"),
         ({"crop_size": 400}, "crop_size"),
         ({"efficientnet_stages": 8}, "efficientnet_stages"),

@@ -1,0 +1,47 @@
+"""Episode videos: front | wrist side by side under a caption (step, success), encoded as H.264 mp4."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+from PIL import Image, ImageDraw
+
+from envs.spaces import CAMERA_NAMES
+from rt1_sim.files import atomic_path
+
+VIDEO_MODES = ("all", "failures", "none")  # which episodes get a video
+CAPTION_HEIGHT = 14  # pixels above the images for the overlaid text (PIL's default font is ~11 px tall)
+MACRO_BLOCK = 16  # H.264 block size: frames are padded to multiples of it so imageio never rescales them
+
+
+def wants_video(mode: str, success: bool) -> bool:
+    """Whether an episode gets a video under `mode` ("all", "failures", "none")."""
+    return mode == "all" or (mode == "failures" and not success)
+
+
+def video_frame(obs: dict[str, np.ndarray], step: int, success: bool) -> np.ndarray:
+    """Front and wrist images side by side under a caption with the step number and success, padded to whole
+    H.264 macro blocks: (H', W', 3) uint8."""
+    images = np.concatenate([obs[name] for name in CAMERA_NAMES], axis=1)  # (H, V * W, 3)
+    h, w = images.shape[:2]
+    height = -(-(h + CAPTION_HEIGHT) // MACRO_BLOCK) * MACRO_BLOCK
+    width = -(-w // MACRO_BLOCK) * MACRO_BLOCK
+    canvas = np.zeros((height, width, 3), np.uint8)
+    canvas[height - h :, :w] = images
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    draw.text((2, 1), f"step {step}", fill=(255, 255, 255))
+    if success:
+        draw.text((w // 2, 1), "success", fill=(64, 255, 64))
+    return np.asarray(picture)
+
+
+def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
+    """Encode frames as an H.264 mp4 (imageio's ffmpeg plugin), atomically."""
+    with atomic_path(path) as tmp:  # the temporary name keeps .mp4: ffmpeg picks the container by suffix
+        with imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=MACRO_BLOCK) as writer:
+            for frame in frames:
+                writer.append_data(frame)

@@ -1,0 +1,59 @@
+"""Atomic file writes: readers (and a crash) see the old file or the new one, never a part of one.
+
+Every writer of the project (checkpoints, results, dataset_info.json, videos, plots) goes through here: the new
+content goes to a temporary file in the same folder, is flushed to disk, and replaces the target with
+`os.replace` (atomic on POSIX and Windows); then the folder entry itself is synced where the platform allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename (the folder entry); not possible on every platform, where it is skipped."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, tmp_prefix: str = ".") -> Iterator[Path]:
+    """Yield a temporary path next to `path` with the same suffix (tools such as ffmpeg choose the format by
+    it); when the block ends normally the file is synced and renamed onto `path`, otherwise removed. The
+    temporary name starts with `tmp_prefix` (a folder's cleaner may look for it)."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{tmp_prefix}{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], tmp_prefix: str = ".") -> None:
+    """Call `write(f)` on a binary file that atomically becomes `path` when it returns."""
+    with atomic_path(path, tmp_prefix) as tmp, open(tmp, "wb") as f:
+        write(f)
+
+
+def atomic_write_text(path: str | Path, text: str, tmp_prefix: str = ".") -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")), tmp_prefix)

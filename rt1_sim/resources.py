@@ -1,0 +1,43 @@
+"""Files that ship with rt1-sim, found with `importlib.resources` wherever the project is installed.
+
+The top-level folders `assets/` (robot model, bundled checkpoints), `eval_configs/` and `train_configs/` are
+data-only packages of the distribution (setup.cfg maps and includes them): in a source checkout they are read
+in place, from a wheel or a plain `pip install .` from site-packages.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+ASSETS, EVAL_CONFIGS, TRAIN_CONFIGS = "assets", "eval_configs", "train_configs"
+
+
+def resource_path(package: str, *parts: str) -> Path:
+    """The file `parts` of data package `package` (ASSETS, EVAL_CONFIGS or TRAIN_CONFIGS) as a filesystem path
+    (the package is always installed unpacked); the path may not exist (callers check)."""
+    traversable = resources.files(package)
+    for part in parts:
+        traversable = traversable.joinpath(part)
+    return Path(str(traversable)).resolve()
+
+
+def find_config(path: str | Path) -> Path:
+    """`path` itself when it exists; otherwise, for `eval_configs/NAME` or `train_configs/NAME` (how the README
+    and the shipped configs name them), the file shipped with rt1-sim, so those names work from any folder and
+    from a wheel. Anything else is returned unchanged (the loader then reports it missing)."""
+    path = Path(path)
+    if path.exists() or len(path.parts) != 2 or path.parts[0] not in (EVAL_CONFIGS, TRAIN_CONFIGS):
+        return path
+    shipped = resource_path(*path.parts)
+    return shipped if shipped.is_file() else path
+
+
+def bundled_checkpoint() -> Path:
+    """The RT-1 policy `rt1-sim eval` evaluates by default."""
+    return resource_path(ASSETS, "checkpoints", "rt1_cpu.pt")
+
+
+def default_eval_suite() -> Path:
+    """The suite `rt1-sim eval` runs without --config."""
+    return resource_path(EVAL_CONFIGS, "default.json")
