@@ -4,12 +4,16 @@
     torchrun --nproc_per_node=K -m rt1_sim.train --config ...        (DDP: gloo on CPU, NCCL on GPU)
     python -m torch.distributed.launch --nproc_per_node=K --use_env -m rt1_sim.train --config ...  (IO's)
 
-AdamW + CosineAnnealingWarmRestarts (stepped per epoch as in IO, or per step), gradient clipping, autocast
-on GPU, validation every `val_interval` epochs (cross-entropy, per-dimension token accuracy, action MAE in
-action units), atomic checkpoints (`checkpoint_last.pt`, `checkpoint_best.pt` by validation loss) from which
-a run resumes at the next step with the same data order, augmentation and RNG streams. Everything goes into
-the run folder `log_dir/<run_name>/`: the resolved config, `train.log`, `metrics.csv` (and TensorBoard events
-when installed), checkpoints. Only rank 0 writes files.
+The loop, as `train` reads: `build` everything from the config, `resume` from a checkpoint if asked, then for
+every epoch `train_step` over its batches and, at the end of the epoch (or when `max_steps` stops it early),
+one `end_of_period`: validate, save checkpoint_best when the validation loss improved, save checkpoint_last,
+evaluate it closed-loop. The counters a checkpoint saves live in one small `TrainState`.
+
+AdamW + CosineAnnealingWarmRestarts (stepped per epoch as in IO, or per step), gradient clipping, autocast on
+GPU, validation every `val_interval` epochs (cross-entropy, per-dimension token accuracy, action MAE in action
+units), atomic checkpoints from which a run resumes at the next step with the same data order, augmentation and
+RNG streams. Everything goes into the run folder `log_dir/<run_name>/`: the resolved config, `train.log`,
+`metrics.csv` (and TensorBoard events when installed), checkpoints. Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,17 +44,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from envs.spaces import ACTION_SLICES, ACTION_TABLE, RESULTS_COLUMNS
+from rt1_sim import distributed
 from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, check_action_table, load_checkpoint, save_checkpoint
-from rt1_sim.config import (
-    ConfigError,
-    EvalConfig,
-    TrainConfig,
-    add_override_argument,
-    config_to_dict,
-    load_config,
-)
+from rt1_sim.config import EvalConfig, TrainConfig, add_override_argument, config_to_dict, load_config
 from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
+from rt1_sim.distributed import Distributed, launch_environment
+from rt1_sim.errors import ConfigError
+from rt1_sim.logs import log_to_file
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, encoder_settings, make_instruction_encoder
 from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
@@ -78,32 +80,6 @@ EVAL_COLUMNS = ["eval/success_rate", "eval/ci95_low", "eval/ci95_high"]
 METRIC_COLUMNS = ["step", "epoch", "time_s", *TRAIN_COLUMNS, *VAL_COLUMNS, *EVAL_COLUMNS]
 
 
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a torchrun / torch.distributed.launch job (one process: rank 0 of 1)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def launch_environment() -> Distributed:
-    """Rank, world size and local rank from the launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Distributed()
-    rank = int(os.environ["RANK"])
-    return Distributed(rank, world, int(os.environ.get("LOCAL_RANK", rank)))
-
-
 def select_device(name: str, job: Distributed) -> torch.device:
     """The one device of this process: "auto" takes CUDA when present; under DDP "cuda" is cuda:LOCAL_RANK."""
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
@@ -121,25 +97,23 @@ def select_device(name: str, job: Distributed) -> torch.device:
 
 def init_process_group(job: Distributed, device: torch.device) -> None:
     """Join the job's process group: NCCL for GPUs, gloo on CPU (env:// rendezvous, as torchrun sets up)."""
-    if not job.enabled or dist.is_initialized():
-        return
-    if device.type == "cuda":
+    if job.enabled and device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(
-        "nccl" if device.type == "cuda" else "gloo", rank=job.rank, world_size=job.world_size
-    )
+    distributed.init_process_group(job, "nccl" if device.type == "cuda" else "gloo")
 
 
 # ---------------------------------------------------------------- data
 @dataclass
 class Data:
+    """The training and validation windows, with the instruction encoder and the most common instruction."""
+
     train: WindowDataset
     val: WindowDataset | None
     instruction_encoder: InstructionEncoder
     default_instruction: str
 
 
-def build_data(cfg: TrainConfig, source: str) -> Data:
+def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
     """Split the episodes of `cfg.data_path`, decode them once, wrap them in train / val window datasets."""
     if not cfg.data_path:
         raise ConfigError(f"{source}: data_path is missing (the dataset folder, IO layout)")
@@ -160,7 +134,7 @@ def build_data(cfg: TrainConfig, source: str) -> Data:
         "instruction_encoder": encoder,
         "seed": cfg.seed,
     }
-    show = cfg.progress and int(os.environ.get("RANK", "0")) == 0
+    show = cfg.progress and job.is_main
     train_cache = load_frame_cache(cfg.data_path, cfg.cam_view, train_ids, size, progress=show)
     augment = RandomCrop(size, network.crop_size) if cfg.augment else None
     train = WindowDataset(train_cache, augment=augment, **common)
@@ -366,6 +340,283 @@ def _broadcast(value: Any, job: Distributed) -> Any:
 
 
 # ---------------------------------------------------------------- the loop
+@dataclass
+class TrainState:
+    """Where the loop stands; a checkpoint saves it and `resume` restores it."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # the epoch of the next step
+    epoch_step: int = 0  # batches of `epoch` already trained
+    best_val_loss: float = math.inf
+    seconds_before: float = 0.0  # training time of the runs this one resumes
+
+
+@dataclass
+class Trainer:
+    """Everything the loop works with, built once by `build`; `model` is `raw` wrapped for DDP when enabled."""
+
+    cfg: TrainConfig
+    source: str  # the config file, for error messages
+    device: torch.device
+    job: Distributed
+    data: Data
+    raw: RT1
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
+    scaler: torch.amp.GradScaler  # enabled for fp16 autocast only; otherwise every call passes through
+    amp_dtype: torch.dtype | None
+    suite: EvalConfig | None  # closed-loop evaluation suite
+    state: TrainState = field(default_factory=TrainState)
+    run_dir: Path | None = None
+    metrics_log: MetricsLog | None = None  # rank 0 only
+    started: float = field(default_factory=time.perf_counter)
+    last: dict[str, dict[str, float]] = field(default_factory=lambda: {"train": {}, "val": {}, "eval": {}})
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The one autocast context (bf16 / fp16 on GPU; nothing on CPU)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def clock(self) -> float:
+        """Training seconds, continuing the clock of the run this one resumes."""
+        return round(self.state.seconds_before + time.perf_counter() - self.started, 3)
+
+    def log_metrics(self, epoch: float, metrics: dict[str, float]) -> None:
+        if self.metrics_log is not None:
+            self.metrics_log.write({"step": self.state.step, "epoch": epoch, "time_s": self.clock(), **metrics})
+
+
+def build(cfg: TrainConfig, device: torch.device, job: Distributed, source: str) -> Trainer:
+    """Seed, read the data, build model, optimizer, scheduler and scaler (nothing is written yet)."""
+    suite = None
+    if cfg.eval_config:  # read now: a bad suite fails before training, not after it
+        suite = load_config(EvalConfig, cfg.eval_config)
+        if cfg.eval_episodes is not None:
+            suite = dataclasses.replace(suite, episodes=cfg.eval_episodes)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed + job.rank)  # rank 0 = a single-process run; DDP copies rank 0's weights
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    data = build_data(cfg, source, job)
+    raw = RT1(cfg.network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception, data.train.tokenizer)
+    raw = raw.to(device)
+    if cfg.imagenet_weights and not cfg.resume:
+        try:
+            raw.image_encoder.load_imagenet_weights(cfg.imagenet_weights)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"{source}: imagenet_weights {cfg.imagenet_weights}: {e}") from None
+    optimizer = torch.optim.AdamW(raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = cfg.scheduler_configs
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        optimizer, sched.T_0, sched.T_mult, sched.eta_min
+    )
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    return Trainer(cfg, source, device, job, data, raw, raw, optimizer, scheduler, scaler, amp_dtype, suite)
+
+
+def resume(t: Trainer) -> None:
+    """Restore weights, optimizer, scheduler, scaler, RNG streams and counters from resume_from_checkpoint."""
+    path = t.cfg.resume_from_checkpoint
+    if not path:
+        raise ConfigError(f"{t.source}: resume is true but resume_from_checkpoint is empty")
+    state = load_checkpoint(path, required=MODEL_KEYS + TRAIN_KEYS, map_location=t.device)
+    check_compatible(state, model_config(t.raw, encoder_settings(t.data.instruction_encoder)), path)
+    try:
+        t.raw.load_state_dict(state["model"])
+        t.optimizer.load_state_dict(state["optimizer"])
+        t.scheduler.load_state_dict(state["scheduler"])
+        if t.scaler.is_enabled() and "grad_scaler" in state:
+            t.scaler.load_state_dict(state["grad_scaler"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({e})") from e
+    restore_rng(state["rng"], t.job, t.device)
+    t.state = TrainState(
+        step=state["step"],
+        epoch=state["epoch"],
+        epoch_step=state["epoch_step"],
+        best_val_loss=state.get("best_val_loss", math.inf),
+        seconds_before=state.get("seconds", 0.0),
+    )
+    s = t.state
+    log.info(
+        "resumed from %s after step %d: continuing at step %d (epoch %d, batch %d)",
+        path, s.step, s.step + 1, s.epoch + 1, s.epoch_step + 1,
+    )
+
+
+@contextlib.contextmanager
+def run_folder_open(t: Trainer, config_path: str | Path | None) -> Iterator[None]:
+    """Create the run folder (rank 0: resolved config, train.log, metrics.csv) for the duration of the run."""
+    cfg, job = t.cfg, t.job
+    t.run_dir = Path(_broadcast(str(run_folder(cfg, config_path)), job))
+    if job.is_main:
+        if not cfg.resume and (t.run_dir / LAST_CHECKPOINT).exists():
+            raise ConfigError(
+                f"{t.source}: run folder {t.run_dir} already holds a run; choose another run_name, or "
+                f"resume from {t.run_dir / LAST_CHECKPOINT}"
+            )
+        t.run_dir.mkdir(parents=True, exist_ok=True)
+    with log_to_file(t.run_dir / LOG_FILE if job.is_main else None):
+        if job.is_main:
+            (t.run_dir / CONFIG_FILE).write_text(json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n")
+            t.metrics_log = MetricsLog(t.run_dir, t.state.step if cfg.resume else None, cfg.tensorboard)
+        try:
+            yield
+        finally:
+            if t.metrics_log is not None:
+                t.metrics_log.close()
+
+
+def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch: forward under autocast, backward (scaled for fp16), clip, step.
+    Returns (logits (B, T, A, vocab), loss)."""
+    with t.autocast():
+        logits, loss = t.model(batch["images"], batch["instruction"], batch["valid"], None, batch["tokens"])
+    t.optimizer.zero_grad(set_to_none=True)
+    t.scaler.scale(loss).backward()
+    t.scaler.unscale_(t.optimizer)  # clip the true gradients
+    if t.cfg.grad_clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(t.raw.parameters(), t.cfg.grad_clip_norm)
+    t.scaler.step(t.optimizer)
+    t.scaler.update()
+    return logits, loss
+
+
+def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
+    """Train `epoch` from batch `t.state.epoch_step` on; returns the batches done (fewer than all when max_steps
+    stops it). Logs a train metrics row every log_every_steps, writes periodic checkpoints."""
+    cfg, state = t.cfg, t.state
+    t.data.train.set_epoch(epoch)
+    t.model.train()
+    window = _Window(t.device)
+    done = state.epoch_step
+    bar = tqdm(
+        total=len(batches), initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+        disable=not (cfg.progress and t.job.is_main), mininterval=1.0, dynamic_ncols=True,
+    )
+    with bar:
+        for batch in make_loader(t.data.train, batches[done:], cfg, t.device, cfg.seed + epoch):
+            batch = to_device(batch, t.device)
+            logits, loss = train_step(t, batch)
+            state.step += 1
+            done += 1
+            lr = t.optimizer.param_groups[0]["lr"]  # the rate this step used
+            if cfg.scheduler_configs.interval == "step":
+                t.scheduler.step(epoch + done / len(batches))
+            hits, steps = token_hits(t.raw.tokenizer, logits.detach(), batch["tokens"], batch["valid"])
+            window.add(loss, hits, steps * hits.numel(), len(batch["valid"]))
+            bar.update(1)
+            stopping = _max_steps_reached(t)
+            if state.step % cfg.log_every_steps == 0 or done == len(batches) or stopping:
+                t.last["train"] = {**window.collect(t.job), "train/lr": lr}
+                _show(bar, t.last["train"])
+                t.log_metrics(epoch + done / len(batches), t.last["train"])
+            if stopping:
+                break
+            if cfg.checkpoint_every_steps and state.step % cfg.checkpoint_every_steps == 0 and done < len(batches):
+                save(t, LAST_CHECKPOINT, epoch, done)
+    return done
+
+
+def _max_steps_reached(t: Trainer) -> bool:
+    return t.cfg.max_steps is not None and t.state.step >= t.cfg.max_steps
+
+
+def _show(bar: tqdm, metrics: dict[str, float]) -> None:
+    bar.set_postfix(
+        loss=f"{metrics['train/loss']:.3f}",
+        lr=f"{metrics['train/lr']:.2e}",
+        samples_s=f"{metrics['train/samples_per_s']:.1f}",
+        refresh=False,
+    )
+
+
+class Due(NamedTuple):
+    """What an end of period does."""
+
+    validate: bool
+    save: bool
+    evaluate: bool
+
+
+def end_of_period(t: Trainer, epoch: int, epoch_step: int, position: float, due: Due) -> None:
+    """Validate (checkpoint_best when the loss improved), write checkpoint_last, evaluate it closed-loop, as
+    `due` says: after a whole epoch, or when max_steps stops inside one. (`epoch`, `epoch_step`) is where the
+    next step would be (what the checkpoints record); `position` is the fractional epoch the metrics get."""
+    if due.validate and validate_and_log(t, position):
+        save(t, BEST_CHECKPOINT, epoch, epoch_step)
+    if due.save:
+        save(t, LAST_CHECKPOINT, epoch, epoch_step)
+    if due.evaluate:
+        closed_loop_eval(t, position)
+
+
+def save(t: Trainer, name: str, epoch: int, epoch_step: int) -> None:
+    """Write a training checkpoint (a collective under DDP: every rank calls it, rank 0 writes)."""
+    rng = rng_states(t.job, t.device)
+    if not t.job.is_main:
+        return
+    state = checkpoint_state(t.raw, encoder_settings(t.data.instruction_encoder), t.data.default_instruction)
+    state.update(
+        optimizer=t.optimizer.state_dict(),
+        scheduler=t.scheduler.state_dict(),
+        step=t.state.step,
+        epoch=epoch,
+        epoch_step=epoch_step,
+        rng=rng,
+        best_val_loss=t.state.best_val_loss,
+        seconds=t.clock(),
+        config=config_to_dict(t.cfg.resolved()),
+    )
+    if t.scaler.is_enabled():
+        state["grad_scaler"] = t.scaler.state_dict()
+    save_checkpoint(t.run_dir / name, state)
+
+
+def validate_and_log(t: Trainer, epoch: float) -> bool:
+    """Validate (all ranks), log; True when the validation loss is the best so far."""
+    if t.data.val is None:
+        return False
+    metrics = validate(t.raw, t.data.val, t.cfg, t.device, t.job, t.autocast)
+    t.last["val"] = metrics
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.count("/") == 1)
+    log.info("epoch %g, step %d: %s", epoch, t.state.step, summary)
+    t.log_metrics(epoch, metrics)
+    if metrics.get("val/loss", math.inf) < t.state.best_val_loss:
+        t.state.best_val_loss = metrics["val/loss"]
+        return True
+    return False
+
+
+def closed_loop_eval(t: Trainer, epoch: float) -> None:
+    """Roll out checkpoint_last in the eval suite (every rank takes a share of the episodes)."""
+    from rt1_sim.eval import evaluate  # the simulator is imported only when evaluating
+
+    if t.job.enabled:
+        dist.barrier()  # rank 0 has written the checkpoint
+    suite, device = t.suite, t.device
+    policy = dataclasses.replace(suite.policy, name=str(t.run_dir / LAST_CHECKPOINT), device=str(device))
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # training RNG untouched
+        report = evaluate(
+            dataclasses.replace(suite, policy=policy),
+            t.run_dir / EVAL_DIR / f"epoch_{epoch:g}",
+            workers=t.cfg.num_eval_threads or t.cfg.num_val_threads or 1,
+            video="none",
+            config_file=t.cfg.eval_config,
+            progress=t.cfg.progress and t.job.is_main,
+        )
+    torch.set_num_threads(threads)  # the harness sizes torch's thread pool for its workers
+    log.info("epoch %g, step %d: %s", epoch, t.state.step, report.summary())
+    t.last["eval"] = {f"eval/{k}": report.results[k] for k in ("success_rate", "ci95_low", "ci95_high")}
+    t.log_metrics(epoch, t.last["eval"])
+
+
 def train(
     cfg: TrainConfig,
     device: torch.device,
@@ -373,300 +624,72 @@ def train(
     config_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train as `cfg` says on `device` (this process's rank in `job`); returns the run summary."""
-    source = str(config_path) if config_path else "the TrainConfig"
-    suite = None
-    if cfg.eval_config:  # read now: a bad suite fails before training, not after it
-        suite = load_config(EvalConfig, cfg.eval_config)
-        if cfg.eval_episodes is not None:
-            suite = dataclasses.replace(suite, episodes=cfg.eval_episodes)
-    eval_workers = cfg.num_eval_threads or cfg.num_val_threads or 1
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    torch.manual_seed(cfg.seed + job.rank)  # rank 0 = a single-process run; DDP copies rank 0's weights
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-    data = build_data(cfg, source)
-    network = cfg.network
-    raw = RT1(network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception, data.train.tokenizer)
-    raw = raw.to(device)
-    if cfg.imagenet_weights and not cfg.resume:
-        try:
-            raw.image_encoder.load_imagenet_weights(cfg.imagenet_weights)
-        except (OSError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"{source}: imagenet_weights {cfg.imagenet_weights}: {e}") from None
-    encoder = encoder_settings(data.instruction_encoder)
-    optimizer = torch.optim.AdamW(raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = cfg.scheduler_configs
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-        optimizer, sched.T_0, sched.T_mult, sched.eta_min
-    )
-    amp_dtype = (
-        {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device.type == "cuda" else None
-    )
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-    def autocast() -> contextlib.AbstractContextManager:
-        return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-
-    step = start_epoch = skip = 0
-    best, seconds_before = math.inf, 0.0  # a resumed run continues the clock of the run it resumes
+    t = build(cfg, device, job, str(config_path) if config_path else "the TrainConfig")
     if cfg.resume:
-        path = cfg.resume_from_checkpoint
-        if not path:
-            raise ConfigError(f"{source}: resume is true but resume_from_checkpoint is empty")
-        state = load_checkpoint(path, required=MODEL_KEYS + TRAIN_KEYS, map_location=device)
-        check_compatible(state, model_config(raw, encoder), path)
-        try:
-            raw.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if scaler is not None and "grad_scaler" in state:
-                scaler.load_state_dict(state["grad_scaler"])
-        except (KeyError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({e})") from e
-        restore_rng(state["rng"], job, device)
-        step, start_epoch, skip = state["step"], state["epoch"], state["epoch_step"]
-        best, seconds_before = state.get("best_val_loss", math.inf), state.get("seconds", 0.0)
-        log.info(
-            "resumed from %s after step %d: continuing at step %d (epoch %d, batch %d)",
-            path,
-            step,
-            step + 1,
-            start_epoch + 1,
-            skip + 1,
-        )
-    model = raw
+        resume(t)
     if job.enabled:
         # The 1x1 convolutions' weight gradients differ from their bucket views only in the strides of size-1
         # dimensions (same memory layout); DDP's warning about it is a false positive.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        model = DistributedDataParallel(raw, device_ids=[device] if device.type == "cuda" else None)
+        t.model = DistributedDataParallel(t.raw, device_ids=[device] if device.type == "cuda" else None)
+    sampler = DistributedSampler(t.data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed)
+    with run_folder_open(t, config_path):
+        _log_start(t)
+        t.started = time.perf_counter()
+        for epoch in range(t.state.epoch, cfg.epochs):
+            if _max_steps_reached(t):
+                break
+            batches = epoch_batches(sampler, cfg.batch_size, epoch)
+            done = train_epoch(t, epoch, batches)
+            if done < len(batches):  # max_steps reached inside the epoch
+                end_of_period(t, epoch, done, epoch + done / len(batches), Due(True, True, t.suite is not None))
+                break
+            t.state.epoch, t.state.epoch_step = epoch + 1, 0
+            if cfg.scheduler_configs.interval == "epoch":
+                t.scheduler.step(epoch + 1)
+            if cfg.scheduler_configs.verbose:
+                log.info("epoch %d: learning rate now %.3e", epoch + 1, t.optimizer.param_groups[0]["lr"])
+            end_of_period(t, epoch + 1, 0, epoch + 1, _due_after_epoch(t, epoch + 1))
+    return _summary(t)
 
-    run_dir = Path(_broadcast(str(run_folder(cfg, config_path)), job))
-    metrics_log, file_handler = None, None
-    if job.is_main:
-        if not cfg.resume and (run_dir / LAST_CHECKPOINT).exists():
-            raise ConfigError(
-                f"{source}: run folder {run_dir} already holds a run; choose another run_name, or "
-                f"resume from {run_dir / LAST_CHECKPOINT}"
-            )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(run_dir / LOG_FILE)
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(file_handler)
-        (run_dir / CONFIG_FILE).write_text(json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n")
-        metrics_log = MetricsLog(run_dir, step if cfg.resume else None, cfg.tensorboard)
-    n_params = sum(p.numel() for p in raw.parameters())
+
+def _due_after_epoch(t: Trainer, epochs_done: int) -> Due:
+    """What is due after `epochs_done` whole epochs (and, when max_steps ends the run here, everything)."""
+    cfg, stopping = t.cfg, _max_steps_reached(t)
+    last = epochs_done == cfg.epochs
+    validating = epochs_done % cfg.val_interval == 0 or last or stopping
+    periodic_eval = cfg.eval_every_epochs > 0 and epochs_done % cfg.eval_every_epochs == 0
+    evaluating = t.suite is not None and (last or stopping or periodic_eval)
+    periodic = bool(cfg.checkpoint_every_steps) and t.state.step % cfg.checkpoint_every_steps == 0
+    return Due(validate=validating, save=validating or evaluating or periodic, evaluate=evaluating)
+
+
+def _log_start(t: Trainer) -> None:
+    cfg, job = t.cfg, t.job
+    n_params = sum(p.numel() for p in t.raw.parameters())
     log.info(
         "RT-1 preset %s: %.2fM parameters, %s, %d process(es) x batch %d, run folder %s",
-        cfg.preset,
-        n_params / 1e6,
-        device,
-        job.world_size,
-        cfg.batch_size,
-        run_dir,
+        cfg.preset, n_params / 1e6, t.device, job.world_size, cfg.batch_size, t.run_dir,
     )
     if cfg.world_size != job.world_size:
         log.info(
             "config world_size %d ignored: launched with %d process(es) (torchrun --nproc_per_node sets it)",
-            cfg.world_size,
-            job.world_size,
+            cfg.world_size, job.world_size,
         )
 
-    def save(name: str, epoch: int, epoch_step: int) -> None:
-        rng = rng_states(job, device)  # collective: every rank calls save
-        if not job.is_main:
-            return
-        state = checkpoint_state(raw, encoder, data.default_instruction)
-        state.update(
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            step=step,
-            epoch=epoch,
-            epoch_step=epoch_step,
-            rng=rng,
-            best_val_loss=best,
-            seconds=clock(),
-            config=config_to_dict(cfg.resolved()),
-        )
-        if scaler is not None:
-            state["grad_scaler"] = scaler.state_dict()
-        save_checkpoint(run_dir / name, state)
 
-    sampler = DistributedSampler(
-        data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed
-    )
-    started = time.perf_counter()
-
-    def clock() -> float:
-        return round(seconds_before + time.perf_counter() - started, 3)
-
-    train_metrics: dict[str, float] = {}
-    val_metrics: dict[str, float] = {}
-    eval_metrics: dict[str, float] = {}
-
-    def closed_loop_eval(epoch: float) -> None:
-        """Roll out checkpoint_last in the eval suite (every rank takes a share of the episodes)."""
-        nonlocal eval_metrics
-        from rt1_sim.evaluate import evaluate  # the simulator is imported only when evaluating
-
-        if job.enabled:
-            dist.barrier()  # rank 0 has written the checkpoint
-        policy = dataclasses.replace(suite.policy, name=str(run_dir / LAST_CHECKPOINT), device=str(device))
-        threads = torch.get_num_threads()
-        with torch.random.fork_rng(
-            devices=[device] if device.type == "cuda" else []
-        ):  # training RNG untouched
-            report = evaluate(
-                dataclasses.replace(suite, policy=policy),
-                run_dir / EVAL_DIR / f"epoch_{epoch:g}",
-                workers=eval_workers,
-                video="none",
-                config_file=cfg.eval_config,
-                progress=cfg.progress and job.is_main,
-            )
-        torch.set_num_threads(threads)  # the harness sizes torch's thread pool for its workers
-        log.info("epoch %g, step %d: %s", epoch, step, report.summary())
-        eval_metrics = {f"eval/{k}": report.results[k] for k in ("success_rate", "ci95_low", "ci95_high")}
-        if metrics_log is not None:
-            metrics_log.write({"step": step, "epoch": epoch, "time_s": clock(), **eval_metrics})
-
-    def validate_and_log(epoch: float) -> bool:
-        """Validate (all ranks), log; True when the validation loss is the best so far."""
-        nonlocal val_metrics, best
-        if data.val is None:
-            return False
-        val_metrics = validate(raw, data.val, cfg, device, job, autocast)
-        log.info(
-            "epoch %g, step %d: %s",
-            epoch,
-            step,
-            ", ".join(f"{k} {v:.4f}" for k, v in val_metrics.items() if k.count("/") == 1),
-        )
-        if metrics_log is not None:
-            metrics_log.write({"step": step, "epoch": epoch, "time_s": clock(), **val_metrics})
-        if val_metrics.get("val/loss", math.inf) < best:
-            best = val_metrics["val/loss"]
-            return True
-        return False
-
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            if cfg.max_steps is not None and step >= cfg.max_steps:
-                break
-            batches = epoch_batches(sampler, cfg.batch_size, epoch)
-            data.train.set_epoch(epoch)
-            model.train()
-            window = _Window(device)
-            bar = tqdm(
-                total=len(batches),
-                initial=skip,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                unit="step",
-                disable=not (cfg.progress and job.is_main),
-                mininterval=1.0,
-                dynamic_ncols=True,
-            )
-            done = skip  # batches of this epoch trained
-            for batch in make_loader(data.train, batches[skip:], cfg, device, cfg.seed + epoch):
-                batch = to_device(batch, device)
-                with autocast():
-                    logits, loss = model(
-                        batch["images"], batch["instruction"], batch["valid"], None, batch["tokens"]
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if cfg.grad_clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip_norm)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                step += 1
-                done += 1
-                lr = optimizer.param_groups[0]["lr"]  # the rate this step used
-                if sched.interval == "step":
-                    scheduler.step(epoch + done / len(batches))
-                hits, steps = token_hits(raw.tokenizer, logits.detach(), batch["tokens"], batch["valid"])
-                window.add(loss, hits, steps * hits.numel(), len(batch["valid"]))
-                bar.update(1)
-                stopping = cfg.max_steps is not None and step >= cfg.max_steps
-                if step % cfg.log_every_steps == 0 or done == len(batches) or stopping:
-                    train_metrics = window.collect(job)
-                    train_metrics["train/lr"] = lr
-                    bar.set_postfix(
-                        loss=f"{train_metrics['train/loss']:.3f}",
-                        lr=f"{lr:.2e}",
-                        samples_s=f"{train_metrics['train/samples_per_s']:.1f}",
-                        refresh=False,
-                    )
-                    if metrics_log is not None:
-                        metrics_log.write(
-                            {
-                                "step": step,
-                                "epoch": epoch + done / len(batches),
-                                "time_s": clock(),
-                                **train_metrics,
-                            }
-                        )
-                if stopping:
-                    break
-                if (
-                    cfg.checkpoint_every_steps
-                    and step % cfg.checkpoint_every_steps == 0
-                    and done < len(batches)
-                ):
-                    save(LAST_CHECKPOINT, epoch, done)
-            bar.close()
-            if done < len(batches):  # max_steps reached inside the epoch
-                if validate_and_log(epoch + done / len(batches)):
-                    save(BEST_CHECKPOINT, epoch, done)
-                save(LAST_CHECKPOINT, epoch, done)
-                if suite is not None:
-                    closed_loop_eval(epoch + done / len(batches))
-                break
-            skip = 0
-            if sched.interval == "epoch":
-                scheduler.step(epoch + 1)
-            if sched.verbose:
-                log.info("epoch %d: learning rate now %.3e", epoch + 1, optimizer.param_groups[0]["lr"])
-            stopping = cfg.max_steps is not None and step >= cfg.max_steps
-            validating = (epoch + 1) % cfg.val_interval == 0 or epoch + 1 == cfg.epochs or stopping
-            if validating and validate_and_log(epoch + 1):
-                save(BEST_CHECKPOINT, epoch + 1, 0)
-            evaluating = suite is not None and (
-                epoch + 1 == cfg.epochs
-                or stopping
-                or (cfg.eval_every_epochs > 0 and (epoch + 1) % cfg.eval_every_epochs == 0)
-            )
-            periodic = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
-            if validating or evaluating or periodic:
-                save(LAST_CHECKPOINT, epoch + 1, 0)
-            if evaluating:
-                closed_loop_eval(epoch + 1)
-    finally:
-        if metrics_log is not None:
-            metrics_log.close()
-        if file_handler is not None:
-            logging.getLogger().removeHandler(file_handler)
-            file_handler.close()
+def _summary(t: Trainer) -> dict[str, Any]:
     summary = {
-        "run_dir": str(run_dir),
-        "steps": step,
-        "epochs": cfg.epochs,
-        "seconds": clock(),
-        **train_metrics,
-        **{k: v for k, v in val_metrics.items() if k.count("/") == 1},
-        **eval_metrics,
+        "run_dir": str(t.run_dir),
+        "steps": t.state.step,
+        "epochs": t.cfg.epochs,
+        "seconds": t.clock(),
+        **t.last["train"],
+        **{k: v for k, v in t.last["val"].items() if k.count("/") == 1},
+        **t.last["eval"],
     }
-    if best < math.inf:
-        summary["best_val_loss"] = best
+    if t.state.best_val_loss < math.inf:
+        summary["best_val_loss"] = t.state.best_val_loss
     return summary
 
 
@@ -715,6 +738,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load the config, join the process group, train; rank 0 prints the summary as one JSON line."""
     job = launch_environment()
     try:
         cfg = load_config(TrainConfig, args.config, args.overrides)
@@ -723,12 +747,8 @@ def run(args: argparse.Namespace) -> int:
         if not job.is_main:
             logging.getLogger().setLevel(logging.WARNING)
         summary = train(cfg, device, job, args.config)
-    except ValueError as e:  # ConfigError, DatasetError, CheckpointError: the message names the key or file
-        print(f"rt1-sim train: error: {e}", file=sys.stderr)
-        return 2
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        distributed.destroy_process_group()
     if job.is_main:
         print(json.dumps(summary))
     return 0
@@ -736,11 +756,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m rt1_sim.train` (what torchrun launches)."""
+    from rt1_sim.cli import run_command
+
     parser = argparse.ArgumentParser(prog="python -m rt1_sim.train", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(args)
+    return run_command("rt1-sim train", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
