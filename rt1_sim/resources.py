@@ -1,8 +1,10 @@
 """Files that ship with rt1-sim, found with `importlib.resources` wherever the project is installed.
 
 The top-level folders `assets/` (robot model, bundled checkpoints), `eval_configs/` and `train_configs/` are
-data-only packages of the distribution (setup.cfg maps and includes them): in a source checkout they are read
-in place, from a wheel or a plain `pip install .` from site-packages.
+data-only packages of the distribution (an `__init__.py` each; setup.cfg includes their files as package data):
+in a source checkout or an editable install they are read in place, from a wheel or a plain `pip install .`
+from site-packages. (Regular packages rather than namespace ones: Python 3.10 and 3.11 cannot read resources
+of a namespace package that an editable install maps.)
 """
 
 from __future__ import annotations
