@@ -1,8 +1,8 @@
-"""Env steps/s with both cameras rendered, side by side with panda-gym's PandaPickAndPlace-v3 (when installed).
+"""Env steps/s with both cameras rendered, beside panda-gym's PandaPickAndPlace-v3 (when installed).
 
-Both run in this process, one after the other, with the same image size and random actions; panda-gym renders its
-single camera through `render()` after each step (its `render_mode="rgb_array"`, TinyRenderer), ours renders two
-cameras inside `step()`. Ratio = ours / panda-gym.
+Both run in this process, one after the other, with the same image size and random actions; panda-gym renders
+its single camera through `render()` after each step (its `render_mode="rgb_array"`, TinyRenderer), ours
+renders two cameras inside `step()`. Ratio = ours / panda-gym.
 
     python benchmarks/env_speed.py [--image-size 96 96] [--steps 300] [--json]
 """
@@ -16,7 +16,6 @@ import json
 import time
 
 import gymnasium as gym
-import numpy as np
 
 import envs  # noqa: F401
 

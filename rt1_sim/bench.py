@@ -1,4 +1,4 @@
-"""`rt1-sim bench`: run the scripts in benchmarks/ (each with --json) and print what each measured side by side."""
+"""`rt1-sim bench`: run each script in benchmarks/ with --json, print their measurements side by side."""
 
 from __future__ import annotations
 

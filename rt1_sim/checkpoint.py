@@ -4,8 +4,8 @@ Convention for the dict (plain Python types and tensors only, so `weights_only=T
 - "model": state_dict of the uncompiled RT1 module
 - "model_config": plain dict that rebuilds the model and its policy (`rt1_sim.model.rt1.model_config`)
 - "action_table": the action table rows the model was trained with (`action_tokenizer.action_table_rows`)
-- "action_tokenizer": the model's `ActionTokenizer.to_dict()` (older checkpoints lack it: `checkpoint_tokenizer`
-  then builds it from the network's vocab_size, which is what they were trained with)
+- "action_tokenizer": the model's `ActionTokenizer.to_dict()` (older checkpoints lack it:
+  `checkpoint_tokenizer` then builds it from the network's vocab_size, which is what they were trained with)
 - training adds "optimizer", "scheduler", "step", "epoch", "rng", "config".
 `rt1_sim.model.rt1.checkpoint_state(model, ...)` builds the first three.
 """

@@ -1,9 +1,9 @@
 """`rt1-sim collect | train | eval | plot | bench`: the command line.
 
-Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`; this file
-only dispatches, importing a module when its subcommand is used (so `rt1-sim collect` never imports torch).
-A `UserError` (a wrong option, config key, dataset, checkpoint or output folder) is printed as one line and exits
-with status 2; anything else is a bug and shows its traceback.
+Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`; this
+file only dispatches, importing a module when its subcommand is used (so `rt1-sim collect` never imports
+torch). A `UserError` (a wrong option, config key, dataset, checkpoint or output folder) is printed as one
+line and exits with status 2; anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """`rt1-sim collect`: scripted-expert demonstrations -> a dataset in the IO layout, in parallel, resumable.
 
-Episode k of the dataset is the k-th kept episode in seed order (seeds `seed`, `seed+1`, ...), whatever the number
-of workers: workers render and write episodes into hidden staging folders, and the parent commits them in seed order
-by renaming. A kill leaves only whole episodes; re-running the same command resumes after the last committed seed
-and ends with the same dataset. What determines the content is a `CollectConfig` (`--config`, `--set`), written to
-the dataset as collect_config.json.
+Episode k of the dataset is the k-th kept episode in seed order (seeds `seed`, `seed+1`, ...), whatever the
+number of workers: workers render and write episodes into hidden staging folders, and the parent commits them
+in seed order by renaming. A kill leaves only whole episodes; re-running the same command resumes after the
+last committed seed and ends with the same dataset. What determines the content is a `CollectConfig`
+(`--config`, `--set`), written to the dataset as collect_config.json.
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ def collect(out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, prog
     out = Path(out)
     _check_env(cfg)
     state = _open_dataset(out, episodes, cfg)
-    max_attempts = 2 * episodes + 20  # the expert succeeds in ~100% of episodes: far fewer means a broken setup
+    # the expert succeeds in ~100% of episodes: far fewer means a broken setup
+    max_attempts = 2 * episodes + 20
     start = time.perf_counter()
     bar = tqdm(total=episodes, initial=state.resumed, unit="ep", desc="collect", disable=not progress, mininterval=0.5)
     try:

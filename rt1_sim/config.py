@@ -201,7 +201,7 @@ def config_from_dict(cls: type[C], data: Any, source: str, prefix: str = "") -> 
 
 
 def _check_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> dict[str, Any]:
-    """`data` with every value checked against (and converted to) its field's annotation in dataclass `cls`."""
+    """`data` with each value checked against (and converted to) its field's annotation in `cls`."""
     where = prefix.rstrip(".") or "the top level"
     hints = get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
@@ -297,9 +297,9 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, text: str) -> dict[s
 
 
 def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = ()) -> C:
-    """Read `cls` from a JSON file (None: the defaults; `eval_configs/X.json` and `train_configs/X.json` fall back
-    to the shipped files), then apply `--set key.path=value` overrides in order. Unknown keys and wrong types
-    raise ConfigError naming the key and the file or override."""
+    """Read `cls` from a JSON file (None: the defaults; `eval_configs/X.json` and `train_configs/X.json`
+    fall back to the shipped files), then apply `--set key.path=value` overrides in order. Unknown keys and
+    wrong types raise ConfigError naming the key and the file or override."""
     data: dict[str, Any] = {}
     source = "the defaults"
     if path is not None:

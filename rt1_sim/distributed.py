@@ -1,7 +1,7 @@
-"""This process's place in a torchrun / torch.distributed.launch job, read once from the launcher's environment.
+"""This process's place in a torchrun / torch.distributed.launch job, read from the launcher's environment.
 
-Training and evaluation both use it; torch is imported only to join or leave a process group, so evaluating the
-scripted or random policy never loads it.
+Training and evaluation both use it; torch is imported only to join or leave a process group, so evaluating
+the scripted or random policy never loads it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The one error type for what a user can fix: an option, a config key, a dataset, a checkpoint, an output folder.
+"""The one error type for what a user can fix: an option, config key, dataset, checkpoint or output folder.
 
-The command line prints a `UserError` as one line (`rt1-sim <command>: error: <message>`) and exits with status 2;
-any other exception is a bug and shows its traceback. Messages name the key, file or folder and the reason.
-The subclasses say which input is wrong; catch `UserError` to catch them all.
+The command line prints a `UserError` as one line (`rt1-sim <command>: error: <message>`) and exits with
+status 2; any other exception is a bug and shows its traceback. Messages name the key, file or folder and the
+reason. The subclasses say which input is wrong; catch `UserError` to catch them all.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ class UserError(Exception):
 
 
 class ConfigError(UserError, ValueError):
-    """A config file, `--set` override or option is wrong; the message names the key and the file (or override)."""
+    """A config file, `--set` override or option is wrong; the message names the key and the file."""
 
 
 class DatasetError(UserError, ValueError):

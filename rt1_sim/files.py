@@ -1,7 +1,7 @@
 """Atomic file writes: readers (and a crash) see the old file or the new one, never a part of one.
 
-Every writer of the project (checkpoints, results, dataset_info.json, videos, plots) goes through here: the new
-content goes to a temporary file in the same folder, is flushed to disk, and replaces the target with
+Every writer of the project (checkpoints, results, dataset_info.json, videos, plots) goes through here: the
+new content goes to a temporary file in the same folder, is flushed to disk, and replaces the target with
 `os.replace` (atomic on POSIX and Windows); then the folder entry itself is synced where the platform allows.
 """
 

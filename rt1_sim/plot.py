@@ -1,8 +1,8 @@
 """`rt1-sim plot RUN_DIR`: the learning curve of a training run as a PNG, from its metrics.csv.
 
-Left: training loss (every logged step) and validation loss (every validation) against epoch. Right: closed-loop
-success rate of checkpoint_last with its Wilson 95% interval at every evaluation (runs with `eval_config`).
-Needs matplotlib (`pip install -e ".[plot]"`); the file is written atomically.
+Left: training loss (every logged step) and validation loss (every validation) against epoch. Right:
+closed-loop success rate of checkpoint_last with its Wilson 95% interval at every evaluation (runs with
+`eval_config`). Needs matplotlib (`pip install -e ".[plot]"`); the file is written atomically.
 """
 
 from __future__ import annotations

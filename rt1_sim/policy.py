@@ -1,8 +1,8 @@
 """The one Policy protocol every controller implements: scripted expert, random policy and RT-1.
 
 `reset(instruction)` at the start of each episode (the env's instruction string, from `info["instruction"]`;
-policies that need no language ignore it), `act(obs) -> action` every control step, numpy in and numpy out: the
-observation dict of `envs.PandaPickEnv` in, a flat float32 action of `envs.spaces.ACTION_SIZE` values out.
+policies that need no language ignore it), `act(obs) -> action` every control step, numpy in and numpy out:
+the observation dict of `envs.PandaPickEnv` in, a flat float32 action of `envs.spaces.ACTION_SIZE` values out.
 
 `RT1Policy` imports torch and the model only when one is built, so that collection and the rollout loop, which
 import this module, never load torch.
@@ -98,8 +98,6 @@ class RT1Policy:
           freezing (BatchNorm folded into the convolutions, weights as constants): faster, same actions, but
           the model must not be trained afterwards, and the first calls take a while.
         - `autocast_dtype` (e.g. torch.bfloat16): autocast; faster with AMX, but changes some actions."""
-        import torch  # torch loads only when an RT-1 policy is built (see the module docstring)
-
         from rt1_sim.model.instruction import HashInstructionEncoder
 
         self.model = model.eval()

@@ -1,10 +1,10 @@
 """Files that ship with rt1-sim, found with `importlib.resources` wherever the project is installed.
 
 The top-level folders `assets/` (robot model, bundled checkpoints), `eval_configs/` and `train_configs/` are
-data-only packages of the distribution (an `__init__.py` each; setup.cfg includes their files as package data):
-in a source checkout or an editable install they are read in place, from a wheel or a plain `pip install .`
-from site-packages. (Regular packages rather than namespace ones: Python 3.10 and 3.11 cannot read resources
-of a namespace package that an editable install maps.)
+data-only packages of the distribution (an `__init__.py` each; setup.cfg includes their files as package
+data): in a source checkout or an editable install they are read in place, from a wheel or a plain `pip
+install .` from site-packages. (Regular packages rather than namespace ones: Python 3.10 and 3.11 cannot read
+resources of a namespace package that an editable install maps.)
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def resource_path(package: str, *parts: str) -> Path:
 
 
 def find_config(path: str | Path) -> Path:
-    """`path` itself when it exists; otherwise, for `eval_configs/NAME` or `train_configs/NAME` (how the README
-    and the shipped configs name them), the file shipped with rt1-sim, so those names work from any folder and
-    from a wheel. Anything else is returned unchanged (the loader then reports it missing)."""
+    """`path` itself when it exists; otherwise, for `eval_configs/NAME` or `train_configs/NAME` (how the
+    README and the shipped configs name them), the file shipped with rt1-sim, so those names work from any
+    folder and from a wheel. Anything else is returned unchanged (the loader then reports it missing)."""
     path = Path(path)
     if path.exists() or len(path.parts) != 2 or path.parts[0] not in (EVAL_CONFIGS, TRAIN_CONFIGS):
         return path

@@ -1,24 +1,25 @@
-"""The one rollout loop: any Policy in any PandaPick env, for collection and evaluation alike (no torch here)."""
+"""The one rollout loop: any Policy in any registered env, for collection and evaluation alike (no torch)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from typing import Any
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
 
 from rt1_sim.policy import Policy
 
-# on_step(obs, info, action): called for every observation the policy sees, with the action it chose, and once more
-# for the final observation with action=None. `info` is the one returned together with `obs`.
-StepCallback = Callable[[dict[str, np.ndarray], dict[str, Any], Optional[np.ndarray]], None]
+# on_step(obs, info, action): called for every observation the policy sees, with the action it chose, and once
+# more for the final observation with action=None. `info` is the one returned together with `obs`.
+StepCallback = Callable[[dict[str, np.ndarray], dict[str, Any], np.ndarray | None], None]
 
 
 @dataclass(frozen=True)
 class EpisodeResult:
-    """What one episode gave. `success` is ManiSkill's success_at_end: the cube is held lifted when it ends."""
+    """What one episode gave. `success` is ManiSkill's success_at_end: the cube is held lifted at the end."""
 
     seed: int
     instruction: str

@@ -11,8 +11,8 @@ evaluate it closed-loop. The counters a checkpoint saves live in one small `Trai
 
 AdamW + CosineAnnealingWarmRestarts (stepped per epoch as in IO, or per step), gradient clipping, autocast on
 GPU, validation every `val_interval` epochs (cross-entropy, per-dimension token accuracy, action MAE in action
-units), atomic checkpoints from which a run resumes at the next step with the same data order, augmentation and
-RNG streams. Everything goes into the run folder `log_dir/<run_name>/`: the resolved config, `train.log`,
+units), atomic checkpoints from which a run resumes at the next step with the same data order, augmentation
+and RNG streams. Everything goes into the run folder `log_dir/<run_name>/`: the resolved config, `train.log`,
 `metrics.csv` (and TensorBoard events when installed), checkpoints. Only rank 0 writes files.
 """
 
@@ -353,7 +353,7 @@ class TrainState:
 
 @dataclass
 class Trainer:
-    """Everything the loop works with, built once by `build`; `model` is `raw` wrapped for DDP when enabled."""
+    """Everything the loop works with, built once by `build`; `model` is `raw`, wrapped for DDP if enabled."""
 
     cfg: TrainConfig
     source: str  # the config file, for error messages
@@ -488,8 +488,8 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
 
 
 def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
-    """Train `epoch` from batch `t.state.epoch_step` on; returns the batches done (fewer than all when max_steps
-    stops it). Logs a train metrics row every log_every_steps, writes periodic checkpoints."""
+    """Train `epoch` from batch `t.state.epoch_step` on; returns the batches done (fewer than all when
+    max_steps stops it). Logs a train metrics row every log_every_steps, writes periodic checkpoints."""
     cfg, state = t.cfg, t.state
     t.data.train.set_epoch(epoch)
     t.model.train()

@@ -1,5 +1,5 @@
-"""The whole path from the command line, as a user types it: collect 2 episodes, train a few steps, evaluate the
-checkpoint for 1 episode, plot the run."""
+"""The whole path from the command line, as a user types it: collect 2 episodes, train a few steps, evaluate
+the checkpoint for 1 episode, plot the run."""
 
 from __future__ import annotations
 

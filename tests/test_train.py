@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 IO_KEYS = (
     "mode device data_path cam_view log_dir time_sequence_length lr batch_size epochs resume "
     "resume_from_checkpoint predicting_next_ts world_size dist_url val_interval num_val_threads "
-    "num_eval_threads num_train_episode num_val_episode using_proprioception network_configs scheduler_configs"
+    "num_eval_threads num_train_episode num_val_episode using_proprioception network_configs "
+    "scheduler_configs"
 ).split()
 
 

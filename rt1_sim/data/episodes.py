@@ -1,4 +1,5 @@
-"""Episodes on disk in the IO reproduction's layout (see README "Dataset layout"), written atomically, read strictly.
+"""Episodes on disk in the IO reproduction's layout (README "Dataset layout"), written atomically, read
+strictly.
 
 ```
 <root>/<view>/dataset_info.json         {"episode_length": [L0, L1, ...]}
@@ -17,14 +18,15 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from envs.spaces import (ACTION_COLUMNS, ACTION_SIZE, ACTION_SLICES, DATASET_INFO_FILE, EPISODE_DIR, EPISODE_META_FILE,
-                         IMAGE_NAME, JOINT_COLUMNS, OBJECT_POSE_COLUMNS, RAW_COLUMNS, RAW_FILES, RESULTS_COLUMNS,
+                         IMAGE_NAME, JOINT_COLUMNS, OBJECT_POSE_COLUMNS, RAW_FILES, RESULTS_COLUMNS,
                          RESULTS_FILES, RGB_DIR, TASK_COLUMN)
 from rt1_sim.errors import DatasetError
 from rt1_sim.files import atomic_write_text
@@ -36,7 +38,8 @@ PNG_COMPRESS_LEVEL = 1  # fast to write; PNG stays lossless
 
 @dataclass
 class Episode:
-    """One episode in memory. Frame i of every view pairs with action i (commanded after seeing it) and raw state i."""
+    """One episode in memory: frame i of every view pairs with action i (commanded after seeing it) and raw
+    state i."""
 
     images: dict[str, np.ndarray]  # view -> (L, H, W, 3) uint8
     actions: np.ndarray  # (L, ACTION_SIZE) float32
@@ -57,8 +60,9 @@ class EpisodeRecorder:
         self.actions: list[np.ndarray] = []
         self.raw_states: list[np.ndarray] = []
 
-    def __call__(self, obs: dict[str, np.ndarray], info: dict[str, Any], action: Optional[np.ndarray]) -> None:
-        if action is None:  # the final observation has no action: IO's layout keeps one row per acted-on frame
+    def __call__(self, obs: dict[str, np.ndarray], info: dict[str, Any], action: np.ndarray | None) -> None:
+        # the final observation has no action: IO's layout keeps one row per acted-on frame
+        if action is None:
             return
         for v in self.views:
             self.frames[v].append(np.array(obs[v], copy=True))
@@ -124,7 +128,7 @@ def write_episode(root: Path, views: Sequence[str], index: int, episode: Episode
 
 
 def clean_incomplete(root: Path, views: Sequence[str]) -> list[int]:
-    """Remove staging leftovers and episodes missing from some view (a kill mid-commit); return whole indices."""
+    """Remove staging leftovers and episodes missing from a view (a kill mid-commit); return whole indices."""
     root = Path(root)
     per_view: dict[str, set[int]] = {}
     for v in views:
@@ -141,7 +145,7 @@ def clean_incomplete(root: Path, views: Sequence[str]) -> list[int]:
     return sorted(whole)
 
 
-def _episode_index(path: Path) -> Optional[int]:
+def _episode_index(path: Path) -> int | None:
     prefix = EPISODE_DIR.split("{")[0]
     if path.is_dir() and path.name.startswith(prefix) and path.name[len(prefix):].isdigit():
         return int(path.name[len(prefix):])

@@ -1,4 +1,4 @@
-"""Closed-loop evaluation: any Policy on a suite of fixed-seed scenes, with success rates and Wilson intervals.
+"""Closed-loop evaluation: any Policy on a suite of fixed-seed scenes; success rates with Wilson intervals.
 
 A suite (`eval_configs/*.json`, an `EvalConfig`) fixes the env id and options, the seeds (episode k uses seed
 `seed_start + k`, so two policies meet identical scenes) and the episode limit. One module per concept:

@@ -1,9 +1,9 @@
 """`evaluate`: run a suite's episodes (worker pool, torchrun shards), gather them, write the run folder.
 
-Episodes run in `workers` processes per torchrun rank, each with one env and one policy (`rt1_sim.eval.worker`);
-stateful policy randomness is seeded per episode, so per-episode results depend only on the seeds, never on the
-number of workers or ranks. Under torchrun the seeds are sharded by rank and gathered over gloo: the same
-results as one process.
+Episodes run in `workers` processes per torchrun rank, each with one env and one policy
+(`rt1_sim.eval.worker`); stateful policy randomness is seeded per episode, so per-episode results depend only
+on the seeds, never on the number of workers or ranks. Under torchrun the seeds are sharded by rank and
+gathered over gloo: the same results as one process.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""What an evaluation reports: results.json (LeRobot-like aggregate, per-variation breakdown, per-episode rows,
-config, checkpoint and versions; timings only in its `timing` block), episodes.csv, and a recording's metadata.
-Everything here is deterministic for a suite except the timing block."""
+"""What an evaluation reports: results.json, episodes.csv, the report's summary line, a recording's metadata.
+
+results.json holds the LeRobot-like aggregate, the per-variation breakdown, per-episode rows, the config, the
+checkpoint and the versions; everything is deterministic for a suite except its `timing` block."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from rt1_sim.eval.stats import breakdown, rate_block
 from rt1_sim.files import atomic_write_text
 
 RESULTS_FILE, EPISODES_FILE = "results.json", "episodes.csv"
-RECORD_CONFIG_FILE = "eval_config.json"  # written into a --record dataset, as collect writes collect_config.json
+# written into a --record dataset, as collect writes collect_config.json
+RECORD_CONFIG_FILE = "eval_config.json"
 # Columns of every episode row; the env's variation() keys come between these and "video".
 ROW_COLUMNS = ("seed", "success", "success_once", "steps", "final_cube_height", "end_reason", "instruction")
 RENDERER = "pybullet ER_TINY_RENDERER (CPU)"  # what envs/sim.py renders every camera with

@@ -41,7 +41,10 @@ def video_frame(obs: dict[str, np.ndarray], step: int, success: bool) -> np.ndar
 
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
     """Encode frames as an H.264 mp4 (imageio's ffmpeg plugin), atomically."""
-    with atomic_path(path) as tmp:  # the temporary name keeps .mp4: ffmpeg picks the container by suffix
-        with imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=MACRO_BLOCK) as writer:
-            for frame in frames:
-                writer.append_data(frame)
+    # The temporary name keeps .mp4: ffmpeg picks the container by the suffix.
+    with (
+        atomic_path(path) as tmp,
+        imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=MACRO_BLOCK) as writer,
+    ):
+        for frame in frames:
+            writer.append_data(frame)

@@ -1,8 +1,8 @@
 """The worker side of an evaluation: each process holds one env and one policy and runs episodes by seed.
 
-`init_worker(job)` builds them (in a spawned pool process or in the parent), `run_episode(seed)` runs one episode
-through the one rollout loop and returns its row (deterministic: it depends only on the seeds) with its timings,
-writing its video and staging its recording on the way.
+`init_worker(job)` builds them (in a spawned pool process or in the parent), `run_episode(seed)` runs one
+episode through the one rollout loop and returns its row (deterministic: it depends only on the seeds) with
+its timings, writing its video and staging its recording on the way.
 """
 
 from __future__ import annotations

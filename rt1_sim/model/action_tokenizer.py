@@ -96,7 +96,7 @@ class ActionTokenizer:
         if bool((x != x).any()):
             raise ValueError("cannot tokenize an action containing NaN")
         lo, hi, n = const(self._low), const(self._high), const(self._counts)
-        # Nearest bin centre: centres sit at low + k * (high - low) / (n - 1), k = 0..n-1 (round half to even).
+        # Nearest bin centre: centres at low + k * (high - low) / (n - 1), k = 0..n-1 (round half to even).
         continuous = ((clip(x, lo, hi) - lo) / (hi - lo) * (n - 1)).round()
         tokens = where(const(self._discrete), as_f64(x > 0.5), continuous)
         return tokens.long() if isinstance(tokens, torch.Tensor) else tokens.astype(np.int64)
@@ -119,8 +119,9 @@ class ActionTokenizer:
         return action_to_dict(self.detokenize(np.asarray(tokens)))
 
     def logits_to_tokens(self, logits: torch.Tensor) -> torch.Tensor:
-        """Greedy tokens (..., ACTION_SIZE) from logits (..., ACTION_SIZE, vocab_size), each dimension choosing
-        only among its valid tokens (token 255 of a continuous dimension or 7 of terminate is never picked)."""
+        """Greedy tokens (..., ACTION_SIZE) from logits (..., ACTION_SIZE, vocab_size), each dimension
+        choosing only among its valid tokens (token 255 of a continuous dimension or 7 of terminate is
+        never picked)."""
         if tuple(logits.shape[-2:]) != (self.action_size, self.vocab_size):
             raise ValueError(
                 f"logits have shape {tuple(logits.shape)}, "

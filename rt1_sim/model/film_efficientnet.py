@@ -204,8 +204,8 @@ class FiLMEfficientNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        # channels_last: PyTorch's CPU depthwise convolutions (forward and backward) are faster in this layout;
-        # loaded weights keep the layout of the parameters.
+        # channels_last: PyTorch's CPU depthwise convolutions (forward and backward) are faster in this
+        # layout; loaded weights keep the layout of the parameters.
         self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

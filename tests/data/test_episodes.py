@@ -1,4 +1,4 @@
-"""Dataset layer: lossless round trip through the IO layout, IO's own file names, and one clear error per defect."""
+"""Dataset layer: lossless round trip in the IO layout, IO's own file names, one clear error per defect."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def test_round_trip_is_lossless(recorded):
     np.testing.assert_allclose(back.raw_states, episode.raw_states, rtol=1e-8, atol=1e-12)
     assert back.instruction == episode.instruction == "pick up the red cube"
     assert back.meta["seed"] == 4 and back.meta["success"] is True
-    assert back.actions[-1, -1] == 1.0 and back.actions[:-1, -1].sum() == 0  # terminate only on the last frame
+    # terminate only on the last frame
+    assert back.actions[-1, -1] == 1.0 and back.actions[:-1, -1].sum() == 0
 
 
 def test_csv_columns_follow_the_io_layout(recorded):
