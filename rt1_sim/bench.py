@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not BENCHMARKS_DIR.is_dir():
+        raise UserError(f"no benchmarks at {BENCHMARKS_DIR}: they ship with the source, not the package")
     names = args.names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:

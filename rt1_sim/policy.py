@@ -2,7 +2,7 @@
 
 `reset(instruction)` at the start of each episode (the env's instruction string, from `info["instruction"]`;
 policies that need no language ignore it), `act(obs) -> action` every control step, numpy in and numpy out:
-the observation dict of `envs.PandaPickEnv` in, a flat float32 action of `envs.spaces.ACTION_SIZE` values out.
+the env's observation dict in, a flat float32 action of `envs.spaces.ACTION_SIZE` values out.
 
 `RT1Policy` imports torch and the model only when one is built, so that collection and the rollout loop, which
 import this module, never load torch.

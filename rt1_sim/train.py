@@ -51,6 +51,7 @@ from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
 from rt1_sim.distributed import Distributed, launch_environment
 from rt1_sim.errors import ConfigError
+from rt1_sim.files import atomic_write_text
 from rt1_sim.logs import log_to_file
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, encoder_settings, make_instruction_encoder
@@ -463,7 +464,7 @@ def run_folder_open(t: Trainer, config_path: str | Path | None) -> Iterator[None
         t.run_dir.mkdir(parents=True, exist_ok=True)
     with log_to_file(t.run_dir / LOG_FILE if job.is_main else None):
         if job.is_main:
-            (t.run_dir / CONFIG_FILE).write_text(json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n")
+            atomic_write_text(t.run_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n")
             t.metrics_log = MetricsLog(t.run_dir, t.state.step if cfg.resume else None, cfg.tensorboard)
         try:
             yield
