@@ -45,14 +45,19 @@ def main() -> None:
     height, width = args.image_size
 
     ours = gym.make("PandaPick-v0", image_size=(height, width), terminate_on_action=False)
-    result = {"image_size": [height, width], "cameras": 2, "steps": args.steps,
-              "steps_per_s": _steps_per_s(ours, args.steps, render=False)}
+    result = {
+        "image_size": [height, width],
+        "cameras": 2,
+        "steps": args.steps,
+        "steps_per_s": _steps_per_s(ours, args.steps, render=False),
+    }
     ours.close()
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # panda-gym prints on import
             import panda_gym  # noqa: F401
-        theirs = gym.make("PandaPickAndPlace-v3", render_mode="rgb_array", render_width=width,
-                          render_height=height)
+        theirs = gym.make(
+            "PandaPickAndPlace-v3", render_mode="rgb_array", render_width=width, render_height=height
+        )
         result["panda_gym_steps_per_s"] = _steps_per_s(theirs, args.steps, render=True)
         result["panda_gym_cameras"] = 1
         result["ratio"] = result["steps_per_s"] / result["panda_gym_steps_per_s"]
@@ -66,8 +71,10 @@ def main() -> None:
     if result["ratio"] is None:
         print("panda-gym not installed (pip install panda-gym): no side-by-side ratio")
     else:
-        print(f"panda-gym PandaPickAndPlace-v3, 1 camera at {height}x{width}: "
-              f"{result['panda_gym_steps_per_s']:.1f} steps/s")
+        print(
+            f"panda-gym PandaPickAndPlace-v3, 1 camera at {height}x{width}: "
+            f"{result['panda_gym_steps_per_s']:.1f} steps/s"
+        )
         print(f"ratio (ours / panda-gym): {result['ratio']:.2f}x")
 
 

@@ -169,12 +169,18 @@ def main() -> None:
         f"{result['preset']}: {result['params'] / 1e6:.2f}M parameters, {result['cameras']} cameras, "
         f"T={result['time_sequence_length']}, batch {result['batch_size']}, {result['threads']} threads"
     )
-    print(f"  ours (every valid step in the loss)  {result['samples_per_s']:8.1f} samples/s "
-          f"({result['windows_per_s']:.1f} windows/s)")
-    print(f"  naive (one window per target)        {result['naive_samples_per_s']:8.1f} samples/s   "
-          f"{result['ratio']:.2f}x")
-    print(f"  loader alone                         {result['loader_windows_per_s']:8.1f} windows/s   "
-          f"{result['loader_to_model_ratio']:.1f}x the model's rate")
+    print(
+        f"  ours (every valid step in the loss)  {result['samples_per_s']:8.1f} samples/s "
+        f"({result['windows_per_s']:.1f} windows/s)"
+    )
+    print(
+        f"  naive (one window per target)        {result['naive_samples_per_s']:8.1f} samples/s   "
+        f"{result['ratio']:.2f}x"
+    )
+    print(
+        f"  loader alone                         {result['loader_windows_per_s']:8.1f} windows/s   "
+        f"{result['loader_to_model_ratio']:.1f}x the model's rate"
+    )
 
 
 if __name__ == "__main__":

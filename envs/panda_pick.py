@@ -82,10 +82,13 @@ class PandaPickEnv(gym.Env):
         sizes = (cube_size, cube_size) if np.isscalar(cube_size) else tuple(cube_size)
         if len(sizes) != 2 or not 0.02 <= sizes[0] <= sizes[1] <= 0.07:
             raise ValueError(f"cube_size must be in [0.02, 0.07] m (the gripper opens 8 cm), got {cube_size}")
-        counts = (num_distractors, num_distractors) if np.isscalar(num_distractors) else tuple(num_distractors)
+        counts = (
+            (num_distractors, num_distractors) if np.isscalar(num_distractors) else tuple(num_distractors)
+        )
         if len(counts) != 2 or not 0 <= counts[0] <= counts[1] <= 4 or any(int(c) != c for c in counts):
-            raise ValueError(f"num_distractors must be an integer or a (low, high) range in [0, 4], "
-                             f"got {num_distractors}")
+            raise ValueError(
+                f"num_distractors must be an integer or a (low, high) range in [0, 4], got {num_distractors}"
+            )
         if success_hold_steps < 1:
             raise ValueError(f"success_hold_steps must be >= 1, got {success_hold_steps}")
         height, width = image_size
@@ -98,7 +101,9 @@ class PandaPickEnv(gym.Env):
         self.cube_size_range = sizes
         self.x_range, self.y_range, self.yaw_range = tuple(x_range), tuple(y_range), tuple(yaw_range)
         # A scalar keeps the draw order of a fixed count; a (low, high) range draws the count per episode.
-        self.num_distractors = num_distractors if np.isscalar(num_distractors) else tuple(int(c) for c in counts)
+        self.num_distractors = (
+            num_distractors if np.isscalar(num_distractors) else tuple(int(c) for c in counts)
+        )
         self.light_direction = np.asarray(light_direction, dtype=np.float64)
         self.light_jitter = light_jitter
         self.camera_jitter = camera_jitter
@@ -108,17 +113,24 @@ class PandaPickEnv(gym.Env):
         self.terminate_on_action = terminate_on_action
 
         self.sim = Sim()
-        self.robot = Panda(self.sim, workspace_low=(0.2, -0.45, 0.005), workspace_high=(0.85, 0.45, 0.45),
-                           substeps=control_substeps, action_frame=action_frame)
+        self.robot = Panda(
+            self.sim,
+            workspace_low=(0.2, -0.45, 0.005),
+            workspace_high=(0.85, 0.45, 0.45),
+            substeps=control_substeps,
+            action_frame=action_frame,
+        )
         self.action_space = spaces.Box(ACTION_LOW, ACTION_HIGH, (ACTION_SIZE,), dtype=np.float32)
         image_space = spaces.Box(0, 255, (height, width, 3), dtype=np.uint8)
-        self.observation_space = spaces.Dict({
-            **{name: image_space for name in CAMERA_NAMES},
-            "ee_pos": spaces.Box(-2.0, 2.0, (PROPRIO_SIZES["ee_pos"],), dtype=np.float32),
-            "ee_orn": spaces.Box(-1.0, 1.0, (PROPRIO_SIZES["ee_orn"],), dtype=np.float32),
-            "gripper": spaces.Box(0.0, 0.1, (PROPRIO_SIZES["gripper"],), dtype=np.float32),
-            "joint_pos": spaces.Box(-4.0, 4.0, (PROPRIO_SIZES["joint_pos"],), dtype=np.float32),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                **{name: image_space for name in CAMERA_NAMES},
+                "ee_pos": spaces.Box(-2.0, 2.0, (PROPRIO_SIZES["ee_pos"],), dtype=np.float32),
+                "ee_orn": spaces.Box(-1.0, 1.0, (PROPRIO_SIZES["ee_orn"],), dtype=np.float32),
+                "gripper": spaces.Box(0.0, 0.1, (PROPRIO_SIZES["gripper"],), dtype=np.float32),
+                "joint_pos": spaces.Box(-4.0, 4.0, (PROPRIO_SIZES["joint_pos"],), dtype=np.float32),
+            }
+        )
         self.instruction = ""
         self.episode_seed: int | None = None
         self._last_obs: dict[str, np.ndarray] | None = None
@@ -139,7 +151,9 @@ class PandaPickEnv(gym.Env):
         xy = np.array([rng.uniform(*self.x_range), rng.uniform(*self.y_range)])
         yaw = float(rng.uniform(*self.yaw_range))
         quat = self.sim.client.getQuaternionFromEuler((0.0, 0.0, yaw))
-        self.sim.create_box("cube", (size / 2,) * 3, (xy[0], xy[1], size / 2), quat, mass=0.1, rgba=COLORS[color])
+        self.sim.create_box(
+            "cube", (size / 2,) * 3, (xy[0], xy[1], size / 2), quat, mass=0.1, rgba=COLORS[color]
+        )
         self._spawn_distractors(rng, color, xy)
         self.cube_color_name, self.cube_size = color, size
         self.cube_rest_z = size / 2
@@ -163,8 +177,11 @@ class PandaPickEnv(gym.Env):
         if action.shape != (ACTION_SIZE,):
             raise ValueError(f"action must have shape ({ACTION_SIZE},), got {action.shape}")
         a = action_to_dict(np.clip(action, ACTION_LOW, ACTION_HIGH))
-        self.robot.set_action(a["world_vector"].astype(np.float64), a["rotation_delta"].astype(np.float64),
-                              float(a["gripper_closedness"][0]))
+        self.robot.set_action(
+            a["world_vector"].astype(np.float64),
+            a["rotation_delta"].astype(np.float64),
+            float(a["gripper_closedness"][0]),
+        )
         self._steps += 1
         success = self.is_success()
         self._success_streak = self._success_streak + 1 if success else 0

@@ -37,8 +37,14 @@ class Panda:
     control rate is 10 Hz, independent of wall-clock time.
     """
 
-    def __init__(self, sim: Sim, workspace_low: Sequence[float], workspace_high: Sequence[float],
-                 substeps: int = 24, action_frame: str = "base") -> None:
+    def __init__(
+        self,
+        sim: Sim,
+        workspace_low: Sequence[float],
+        workspace_high: Sequence[float],
+        substeps: int = 24,
+        action_frame: str = "base",
+    ) -> None:
         if action_frame not in ("base", "ee"):
             raise ValueError(f"action_frame must be 'base' or 'ee', got {action_frame!r}")
         if substeps < 1:
@@ -77,7 +83,9 @@ class Panda:
         self._target_orn = np.asarray(c.getQuaternionFromEuler((np.pi, 0.0, yaw)), dtype=np.float64)
         self._drive(np.asarray(HOME_JOINTS), MAX_FINGER_OPENING)
 
-    def set_action(self, world_vector: np.ndarray, rotation_delta: np.ndarray, gripper_closedness: float) -> None:
+    def set_action(
+        self, world_vector: np.ndarray, rotation_delta: np.ndarray, gripper_closedness: float
+    ) -> None:
         """Apply one control step: move the end effector by the deltas, command the gripper, step the physics."""
         c = self.sim.client
         ee_pos, ee_orn = self.ee_pose()
@@ -91,19 +99,37 @@ class Panda:
         self._target_orn = np.asarray(orn)
         target = np.clip(ee_pos + world_vector, self.workspace_low, self.workspace_high)
         joints = c.calculateInverseKinematics(
-            self.sim.bodies["panda"], EE_LINK, target.tolist(), self._target_orn.tolist(),
-            lowerLimits=self._lower, upperLimits=self._upper, jointRanges=self._ranges, restPoses=list(HOME_JOINTS),
-            maxNumIterations=20, residualThreshold=1e-4)
+            self.sim.bodies["panda"],
+            EE_LINK,
+            target.tolist(),
+            self._target_orn.tolist(),
+            lowerLimits=self._lower,
+            upperLimits=self._upper,
+            jointRanges=self._ranges,
+            restPoses=list(HOME_JOINTS),
+            maxNumIterations=20,
+            residualThreshold=1e-4,
+        )
         opening = MAX_FINGER_OPENING * (1.0 - float(np.clip(gripper_closedness, -1.0, 1.0))) / 2.0
         self._drive(np.asarray(joints[:7]), opening)
         self.sim.step(self.substeps)
 
     def _drive(self, arm_targets: np.ndarray, finger_target: float) -> None:
         c, body = self.sim.client, self.sim.bodies["panda"]
-        c.setJointMotorControlArray(body, list(ARM_JOINTS), c.POSITION_CONTROL, targetPositions=arm_targets.tolist(),
-                                    forces=self._max_force)
-        c.setJointMotorControlArray(body, list(FINGER_JOINTS), c.POSITION_CONTROL,
-                                    targetPositions=[finger_target] * 2, forces=[40.0, 40.0])
+        c.setJointMotorControlArray(
+            body,
+            list(ARM_JOINTS),
+            c.POSITION_CONTROL,
+            targetPositions=arm_targets.tolist(),
+            forces=self._max_force,
+        )
+        c.setJointMotorControlArray(
+            body,
+            list(FINGER_JOINTS),
+            c.POSITION_CONTROL,
+            targetPositions=[finger_target] * 2,
+            forces=[40.0, 40.0],
+        )
 
     # ---- observation ----
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:

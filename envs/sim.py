@@ -24,7 +24,9 @@ class CameraConfig:
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:
-            raise ValueError(f"camera {self.name!r}: image size must be positive, got {self.height}x{self.width}")
+            raise ValueError(
+                f"camera {self.name!r}: image size must be positive, got {self.height}x{self.width}"
+            )
         if not 1.0 <= self.fov <= 170.0:
             raise ValueError(f"camera {self.name!r}: fov must be in [1, 170] degrees, got {self.fov}")
 
@@ -45,8 +47,11 @@ class Sim:
         c.resetSimulation()
         c.setAdditionalSearchPath(pybullet_data.getDataPath())
         c.setGravity(0.0, 0.0, -9.81)
-        c.setPhysicsEngineParameter(fixedTimeStep=self.timestep, numSolverIterations=self.solver_iterations,
-                                    deterministicOverlappingPairs=1)
+        c.setPhysicsEngineParameter(
+            fixedTimeStep=self.timestep,
+            numSolverIterations=self.solver_iterations,
+            deterministicOverlappingPairs=1,
+        )
         self.bodies.clear()
 
     def close(self) -> None:
@@ -60,39 +65,100 @@ class Sim:
             self.client.stepSimulation()
 
     # ---- scene building ----
-    def load_urdf(self, name: str, path: str, position: Sequence[float], orientation: Sequence[float] = (0, 0, 0, 1),
-                  fixed: bool = False) -> int:
+    def load_urdf(
+        self,
+        name: str,
+        path: str,
+        position: Sequence[float],
+        orientation: Sequence[float] = (0, 0, 0, 1),
+        fixed: bool = False,
+    ) -> int:
         """Load a URDF (relative paths resolve in pybullet_data) and register it under `name`."""
-        body = self.client.loadURDF(path, basePosition=position, baseOrientation=orientation, useFixedBase=fixed,
-                                    flags=pybullet.URDF_ENABLE_CACHED_GRAPHICS_SHAPES)
+        body = self.client.loadURDF(
+            path,
+            basePosition=position,
+            baseOrientation=orientation,
+            useFixedBase=fixed,
+            flags=pybullet.URDF_ENABLE_CACHED_GRAPHICS_SHAPES,
+        )
         self.bodies[name] = body
         return body
 
-    def create_box(self, name: str, half_extents: Sequence[float], position: Sequence[float],
-                   orientation: Sequence[float] = (0, 0, 0, 1), mass: float = 0.0,
-                   rgba: Sequence[float] = (0.5, 0.5, 0.5, 1.0), friction: float = 1.0) -> int:
+    def create_box(
+        self,
+        name: str,
+        half_extents: Sequence[float],
+        position: Sequence[float],
+        orientation: Sequence[float] = (0, 0, 0, 1),
+        mass: float = 0.0,
+        rgba: Sequence[float] = (0.5, 0.5, 0.5, 1.0),
+        friction: float = 1.0,
+    ) -> int:
         """A box body (mass 0: static) with one flat colour: untextured shapes keep TinyRenderer cheap."""
         shape = dict(halfExtents=half_extents)
-        return self._create(name, pybullet.GEOM_BOX, shape, shape, position, orientation, mass, rgba, friction)
+        return self._create(
+            name, pybullet.GEOM_BOX, shape, shape, position, orientation, mass, rgba, friction
+        )
 
-    def create_cylinder(self, name: str, radius: float, height: float, position: Sequence[float], mass: float,
-                        rgba: Sequence[float], friction: float = 1.0) -> int:
+    def create_cylinder(
+        self,
+        name: str,
+        radius: float,
+        height: float,
+        position: Sequence[float],
+        mass: float,
+        rgba: Sequence[float],
+        friction: float = 1.0,
+    ) -> int:
         # PyBullet names a cylinder's height `height` for collision shapes and `length` for visual shapes.
-        return self._create(name, pybullet.GEOM_CYLINDER, dict(radius=radius, height=height),
-                            dict(radius=radius, length=height), position, (0, 0, 0, 1), mass, rgba, friction)
+        return self._create(
+            name,
+            pybullet.GEOM_CYLINDER,
+            dict(radius=radius, height=height),
+            dict(radius=radius, length=height),
+            position,
+            (0, 0, 0, 1),
+            mass,
+            rgba,
+            friction,
+        )
 
-    def create_sphere(self, name: str, radius: float, position: Sequence[float], mass: float,
-                      rgba: Sequence[float], friction: float = 1.0) -> int:
+    def create_sphere(
+        self,
+        name: str,
+        radius: float,
+        position: Sequence[float],
+        mass: float,
+        rgba: Sequence[float],
+        friction: float = 1.0,
+    ) -> int:
         shape = dict(radius=radius)
-        return self._create(name, pybullet.GEOM_SPHERE, shape, shape, position, (0, 0, 0, 1), mass, rgba, friction)
+        return self._create(
+            name, pybullet.GEOM_SPHERE, shape, shape, position, (0, 0, 0, 1), mass, rgba, friction
+        )
 
-    def _create(self, name: str, geom: int, collision_kwargs: dict, visual_kwargs: dict, position: Sequence[float],
-                orientation: Sequence[float], mass: float, rgba: Sequence[float], friction: float) -> int:
+    def _create(
+        self,
+        name: str,
+        geom: int,
+        collision_kwargs: dict,
+        visual_kwargs: dict,
+        position: Sequence[float],
+        orientation: Sequence[float],
+        mass: float,
+        rgba: Sequence[float],
+        friction: float,
+    ) -> int:
         c = self.client
         collision = c.createCollisionShape(geom, **collision_kwargs)
         visual = c.createVisualShape(geom, rgbaColor=rgba, **visual_kwargs)
-        body = c.createMultiBody(baseMass=mass, baseCollisionShapeIndex=collision, baseVisualShapeIndex=visual,
-                                 basePosition=position, baseOrientation=orientation)
+        body = c.createMultiBody(
+            baseMass=mass,
+            baseCollisionShapeIndex=collision,
+            baseVisualShapeIndex=visual,
+            basePosition=position,
+            baseOrientation=orientation,
+        )
         c.changeDynamics(body, -1, lateralFriction=friction)
         self.bodies[name] = body
         return body
@@ -113,15 +179,27 @@ class Sim:
         return len(self.client.getContactPoints(self.bodies[body_a], self.bodies[body_b], **kwargs)) > 0
 
     # ---- rendering ----
-    def render(self, camera: CameraConfig, eye: Sequence[float], target: Sequence[float], up: Sequence[float],
-               light_direction: Sequence[float]) -> np.ndarray:
+    def render(
+        self,
+        camera: CameraConfig,
+        eye: Sequence[float],
+        target: Sequence[float],
+        up: Sequence[float],
+        light_direction: Sequence[float],
+    ) -> np.ndarray:
         """Render one RGB uint8 (H, W, 3) image with the CPU TinyRenderer (identical on every machine)."""
         c = self.client
         view = c.computeViewMatrix(eye, target, up)
         proj = c.computeProjectionMatrixFOV(camera.fov, camera.width / camera.height, camera.near, camera.far)
-        _, _, rgba, _, _ = c.getCameraImage(camera.width, camera.height, view, proj, shadow=0,
-                                            lightDirection=list(light_direction),
-                                            renderer=pybullet.ER_TINY_RENDERER,
-                                            flags=pybullet.ER_NO_SEGMENTATION_MASK)
+        _, _, rgba, _, _ = c.getCameraImage(
+            camera.width,
+            camera.height,
+            view,
+            proj,
+            shadow=0,
+            lightDirection=list(light_direction),
+            renderer=pybullet.ER_TINY_RENDERER,
+            flags=pybullet.ER_NO_SEGMENTATION_MASK,
+        )
         rgba = np.asarray(rgba, dtype=np.uint8).reshape(camera.height, camera.width, 4)  # (H, W, 4)
         return np.ascontiguousarray(rgba[..., :3])

@@ -63,7 +63,9 @@ def dict_to_action(action: dict[str, np.ndarray]) -> np.ndarray:
     parts = [np.atleast_1d(np.asarray(action[d.name], np.float32)) for d in ACTION_TABLE]
     for d, part in zip(ACTION_TABLE, parts):
         if part.shape[-1] != d.size:
-            raise ValueError(f"action[{d.name!r}] has {part.shape[-1]} values in its last axis, expected {d.size}")
+            raise ValueError(
+                f"action[{d.name!r}] has {part.shape[-1]} values in its last axis, expected {d.size}"
+            )
     return np.concatenate(parts, axis=-1)
 
 
@@ -94,7 +96,9 @@ RESULTS_COLUMNS: tuple[str, ...] = tuple(c for d in ACTION_TABLE for c in ACTION
 # results_raw.csv: the state at each frame (7 arm joints + 2 fingers, cube position + xyzw quaternion) and the
 # instruction with underscores for spaces, as IO's multi-task loader reads it.
 JOINT_COLUMNS: tuple[str, ...] = tuple(f"joint_{i}" for i in range(9))
-OBJECT_POSE_COLUMNS: tuple[str, ...] = tuple(f"tar_obj_pose_{k}" for k in ("x", "y", "z", "rx", "ry", "rz", "rw"))
+OBJECT_POSE_COLUMNS: tuple[str, ...] = tuple(
+    f"tar_obj_pose_{k}" for k in ("x", "y", "z", "rx", "ry", "rz", "rw")
+)
 TASK_COLUMN = "task_description"
 RAW_COLUMNS: tuple[str, ...] = JOINT_COLUMNS + OBJECT_POSE_COLUMNS + (TASK_COLUMN,)
 

@@ -20,8 +20,13 @@ def available() -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available()})")
-    parser.add_argument("--arg", action="append", default=[], metavar="ARG",
-                        help="extra argument passed to every benchmark script (repeatable)")
+    parser.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument passed to every benchmark script (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,5 +47,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         result = json.loads(lines[-1])
         ratio = result.get("ratio")
-        print(f"{name}: " + (f"ratio {ratio:.2f}x  " if isinstance(ratio, (int, float)) else "") + json.dumps(result))
+        print(
+            f"{name}: "
+            + (f"ratio {ratio:.2f}x  " if isinstance(ratio, (int, float)) else "")
+            + json.dumps(result)
+        )
     return 1 if failed else 0

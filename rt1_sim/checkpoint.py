@@ -24,8 +24,14 @@ from rt1_sim.model.action_tokenizer import ActionTokenizer, action_table_rows
 
 MODEL_KEYS: tuple[str, ...] = ("model", "model_config", "action_table")
 
-__all__ = ["MODEL_KEYS", "CheckpointError", "check_action_table", "checkpoint_tokenizer", "load_checkpoint",
-           "save_checkpoint"]
+__all__ = [
+    "MODEL_KEYS",
+    "CheckpointError",
+    "check_action_table",
+    "checkpoint_tokenizer",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -78,7 +84,9 @@ def checkpoint_tokenizer(state: dict[str, Any], path: str | Path) -> ActionToken
         else:
             tokenizer = ActionTokenizer(state["model_config"]["network"]["vocab_size"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: unusable action tokenizer ({type(e).__name__}: {e})") from e
+        raise CheckpointError(
+            f"checkpoint {path}: unusable action tokenizer ({type(e).__name__}: {e})"
+        ) from e
     if action_table_rows(tokenizer.table) != action_table_rows():
         raise CheckpointError(f"checkpoint {path}: its action tokenizer's table is not envs/spaces.py's")
     return tokenizer

@@ -131,7 +131,9 @@ def _open_dataset(out: Path, episodes: int, cfg: CollectConfig) -> _Progress:
     return _Progress(lengths=lengths, next_seed=next_seed, resumed=len(whole))
 
 
-def collect(out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+def collect(
+    out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, progress: bool = True
+) -> dict[str, Any]:
     """Collect until `out` holds `episodes` episodes; resumes whatever is already there. Returns a summary."""
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
@@ -143,7 +145,14 @@ def collect(out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, prog
     # the expert succeeds in ~100% of episodes: far fewer means a broken setup
     max_attempts = 2 * episodes + 20
     start = time.perf_counter()
-    bar = tqdm(total=episodes, initial=state.resumed, unit="ep", desc="collect", disable=not progress, mininterval=0.5)
+    bar = tqdm(
+        total=episodes,
+        initial=state.resumed,
+        unit="ep",
+        desc="collect",
+        disable=not progress,
+        mininterval=0.5,
+    )
     try:
         with bar, worker_pool(workers, _init_worker, (cfg, str(out)), _close_worker) as imap:
             while len(state.lengths) < episodes:
@@ -152,7 +161,9 @@ def collect(out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, prog
                         f"only {len(state.lengths) - state.resumed} of {state.attempts} expert episodes were "
                         f"kept; check the env options {cfg.env_options}"
                     )
-                batch = range(state.next_seed, state.next_seed + max(2 * workers, episodes - len(state.lengths)))
+                batch = range(
+                    state.next_seed, state.next_seed + max(2 * workers, episodes - len(state.lengths))
+                )
                 for r in imap(_collect_one, batch):  # in seed order
                     _commit_in_order(out, cfg, r, state, episodes, max_attempts, bar)
     finally:
@@ -161,7 +172,13 @@ def collect(out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, prog
 
 
 def _commit_in_order(
-    out: Path, cfg: CollectConfig, r: dict[str, Any], state: _Progress, episodes: int, max_attempts: int, bar: tqdm
+    out: Path,
+    cfg: CollectConfig,
+    r: dict[str, Any],
+    state: _Progress,
+    episodes: int,
+    max_attempts: int,
+    bar: tqdm,
 ) -> None:
     """Count one attempt and commit its episode if kept; attempts beyond what is needed are discarded."""
     staged = staging_dirs(out, cfg.views, f"seed{r['seed']}")
@@ -214,19 +231,33 @@ SHORTHANDS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="dataset folder (created, or resumed if it exists)")
-    parser.add_argument("--episodes", type=int, required=True, help="number of episodes the dataset should hold")
-    parser.add_argument("--workers", type=int, default=1, help="parallel env processes (does not change the data)")
-    parser.add_argument("--config", type=Path, help="CollectConfig JSON (default: the CollectConfig defaults)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="dataset folder (created, or resumed if it exists)"
+    )
+    parser.add_argument(
+        "--episodes", type=int, required=True, help="number of episodes the dataset should hold"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="parallel env processes (does not change the data)"
+    )
+    parser.add_argument(
+        "--config", type=Path, help="CollectConfig JSON (default: the CollectConfig defaults)"
+    )
     add_override_argument(parser, "env_options.num_distractors=2, noise=0.05")
     shorthand = parser.add_argument_group("shorthands", "each is the same as --set of the key it names")
-    shorthand.add_argument("--seed", type=int, help="first env seed, episodes use consecutive seeds (--set seed=S)")
+    shorthand.add_argument(
+        "--seed", type=int, help="first env seed, episodes use consecutive seeds (--set seed=S)"
+    )
     shorthand.add_argument("--noise", type=float, help="expert action noise, fraction of the action bounds")
     shorthand.add_argument("--keep-failures", action="store_true", help="also keep failed expert episodes")
     shorthand.add_argument("--max-steps", type=int, help="episode step limit (--set max_steps=N)")
     shorthand.add_argument("--views", nargs="+", help="cameras to record (--set 'views=[\"front\"]')")
     shorthand.add_argument(
-        "--image-size", type=int, nargs=2, metavar=("H", "W"), help="camera image size (env_options.image_size)"
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="camera image size (env_options.image_size)",
     )
     shorthand.add_argument(
         "--env-option",
@@ -239,8 +270,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def shorthand_overrides(args: argparse.Namespace) -> list[str]:
     """The shorthand options as `--set` overrides, in a fixed order."""
-    overrides = [f"{key}={json.dumps(getattr(args, name))}" for name, key in SHORTHANDS.items()
-                 if getattr(args, name) is not None]
+    overrides = [
+        f"{key}={json.dumps(getattr(args, name))}"
+        for name, key in SHORTHANDS.items()
+        if getattr(args, name) is not None
+    ]
     if args.keep_failures:
         overrides.append("keep_failures=true")
     for text in args.env_option:

@@ -291,7 +291,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, text: str) -> dict[s
     for i, part in enumerate(parts[:-1]):
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {text!r}: {'.'.join(parts[:i + 1])!r} is not an object")
+            raise ConfigError(f"--set {text!r}: {'.'.join(parts[: i + 1])!r} is not an object")
     node[parts[-1]] = value
     return out
 
@@ -349,7 +349,9 @@ class CollectConfig:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         unknown = [v for v in self.views if v not in CAMERA_NAMES]
         if not self.views or unknown:
-            raise ValueError(f"views must be a non-empty subset of {list(CAMERA_NAMES)}, got {list(self.views)}")
+            raise ValueError(
+                f"views must be a non-empty subset of {list(CAMERA_NAMES)}, got {list(self.views)}"
+            )
         if not self.env_id:
             raise ValueError("env_id must not be empty")
 
@@ -477,7 +479,9 @@ class TrainConfig:
     num_val_episode: int = 0
     using_proprioception: bool = False
     # Overrides of the preset's NetworkConfig fields, type-checked by the loader like any nested config.
-    network_configs: Annotated[dict[str, Any], FieldsOf(NetworkConfig)] = dataclasses.field(default_factory=dict)
+    network_configs: Annotated[dict[str, Any], FieldsOf(NetworkConfig)] = dataclasses.field(
+        default_factory=dict
+    )
     scheduler_configs: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
     # ---- ours ----
     preset: str = "paper"  # the NetworkConfig that network_configs overrides (see PRESETS)
@@ -518,8 +522,13 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         nonnegative = (
-            "num_val_episode", "num_workers", "weight_decay", "grad_clip_norm", "checkpoint_every_steps",
-            "torch_threads", "eval_every_epochs",
+            "num_val_episode",
+            "num_workers",
+            "weight_decay",
+            "grad_clip_norm",
+            "checkpoint_every_steps",
+            "torch_threads",
+            "eval_every_epochs",
         )
         for name in nonnegative:
             if getattr(self, name) < 0:

@@ -35,7 +35,9 @@ def atomic_path(path: str | Path, tmp_prefix: str = ".") -> Iterator[Path]:
     it); when the block ends normally the file is synced and renamed onto `path`, otherwise removed. The
     temporary name starts with `tmp_prefix` (a folder's cleaner may look for it)."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{tmp_prefix}{path.stem}.", suffix=f".tmp{path.suffix}")
+    fd, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f"{tmp_prefix}{path.stem}.", suffix=f".tmp{path.suffix}"
+    )
     os.close(fd)
     tmp = Path(name)
     try:

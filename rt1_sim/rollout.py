@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -35,8 +35,9 @@ class EpisodeResult:
         return asdict(self)
 
 
-def rollout(env: gym.Env, policy: Policy, seed: int, max_steps: int | None = None,
-            on_step: StepCallback | None = None) -> EpisodeResult:
+def rollout(
+    env: gym.Env, policy: Policy, seed: int, max_steps: int | None = None, on_step: StepCallback | None = None
+) -> EpisodeResult:
     """Run one episode from `env.reset(seed=seed)` until termination, truncation or `max_steps`."""
     t0 = time.perf_counter()
     obs, info = env.reset(seed=seed)
@@ -63,7 +64,13 @@ def rollout(env: gym.Env, policy: Policy, seed: int, max_steps: int | None = Non
     if on_step is not None:
         on_step(obs, info, None)
     return EpisodeResult(
-        seed=seed, instruction=info["instruction"], success=bool(info["is_success"]),
-        success_once=bool(info["success_once"]), steps=steps, end_reason=end_reason,
-        final_cube_height=float(info["cube_height"]), sim_seconds=sim_s, policy_seconds=policy_s,
+        seed=seed,
+        instruction=info["instruction"],
+        success=bool(info["is_success"]),
+        success_once=bool(info["success_once"]),
+        steps=steps,
+        end_reason=end_reason,
+        final_cube_height=float(info["cube_height"]),
+        sim_seconds=sim_s,
+        policy_seconds=policy_s,
     )

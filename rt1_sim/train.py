@@ -45,7 +45,13 @@ from tqdm import tqdm
 
 from envs.spaces import ACTION_SLICES, ACTION_TABLE, RESULTS_COLUMNS
 from rt1_sim import distributed
-from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, check_action_table, load_checkpoint, save_checkpoint
+from rt1_sim.checkpoint import (
+    MODEL_KEYS,
+    CheckpointError,
+    check_action_table,
+    load_checkpoint,
+    save_checkpoint,
+)
 from rt1_sim.config import EvalConfig, TrainConfig, add_override_argument, config_to_dict, load_config
 from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
@@ -386,7 +392,9 @@ class Trainer:
 
     def log_metrics(self, epoch: float, metrics: dict[str, float]) -> None:
         if self.metrics_log is not None:
-            self.metrics_log.write({"step": self.state.step, "epoch": epoch, "time_s": self.clock(), **metrics})
+            self.metrics_log.write(
+                {"step": self.state.step, "epoch": epoch, "time_s": self.clock(), **metrics}
+            )
 
 
 def build(cfg: TrainConfig, device: torch.device, job: Distributed, source: str) -> Trainer:
@@ -403,7 +411,9 @@ def build(cfg: TrainConfig, device: torch.device, job: Distributed, source: str)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
     data = build_data(cfg, source, job)
-    raw = RT1(cfg.network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception, data.train.tokenizer)
+    raw = RT1(
+        cfg.network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception, data.train.tokenizer
+    )
     raw = raw.to(device)
     if cfg.imagenet_weights and not cfg.resume:
         try:
@@ -415,7 +425,9 @@ def build(cfg: TrainConfig, device: torch.device, job: Distributed, source: str)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, sched.T_0, sched.T_mult, sched.eta_min
     )
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device.type == "cuda" else None
+    amp_dtype = (
+        {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device.type == "cuda" else None
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     return Trainer(cfg, source, device, job, data, raw, raw, optimizer, scheduler, scaler, amp_dtype, suite)
 
@@ -446,7 +458,11 @@ def resume(t: Trainer) -> None:
     s = t.state
     log.info(
         "resumed from %s after step %d: continuing at step %d (epoch %d, batch %d)",
-        path, s.step, s.step + 1, s.epoch + 1, s.epoch_step + 1,
+        path,
+        s.step,
+        s.step + 1,
+        s.epoch + 1,
+        s.epoch_step + 1,
     )
 
 
@@ -464,7 +480,9 @@ def run_folder_open(t: Trainer, config_path: str | Path | None) -> Iterator[None
         t.run_dir.mkdir(parents=True, exist_ok=True)
     with log_to_file(t.run_dir / LOG_FILE if job.is_main else None):
         if job.is_main:
-            atomic_write_text(t.run_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n")
+            atomic_write_text(
+                t.run_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n"
+            )
             t.metrics_log = MetricsLog(t.run_dir, t.state.step if cfg.resume else None, cfg.tensorboard)
         try:
             yield
@@ -497,8 +515,13 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
     window = _Window(t.device)
     done = state.epoch_step
     bar = tqdm(
-        total=len(batches), initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-        disable=not (cfg.progress and t.job.is_main), mininterval=1.0, dynamic_ncols=True,
+        total=len(batches),
+        initial=done,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        unit="step",
+        disable=not (cfg.progress and t.job.is_main),
+        mininterval=1.0,
+        dynamic_ncols=True,
     )
     with bar:
         for batch in make_loader(t.data.train, batches[done:], cfg, t.device, cfg.seed + epoch):
@@ -519,7 +542,11 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
                 t.log_metrics(epoch + done / len(batches), t.last["train"])
             if stopping:
                 break
-            if cfg.checkpoint_every_steps and state.step % cfg.checkpoint_every_steps == 0 and done < len(batches):
+            if (
+                cfg.checkpoint_every_steps
+                and state.step % cfg.checkpoint_every_steps == 0
+                and done < len(batches)
+            ):
                 save(t, LAST_CHECKPOINT, epoch, done)
     return done
 
@@ -633,7 +660,9 @@ def train(
         # dimensions (same memory layout); DDP's warning about it is a false positive.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         t.model = DistributedDataParallel(t.raw, device_ids=[device] if device.type == "cuda" else None)
-    sampler = DistributedSampler(t.data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed)
+    sampler = DistributedSampler(
+        t.data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed
+    )
     with run_folder_open(t, config_path):
         _log_start(t)
         t.started = time.perf_counter()
@@ -643,7 +672,9 @@ def train(
             batches = epoch_batches(sampler, cfg.batch_size, epoch)
             done = train_epoch(t, epoch, batches)
             if done < len(batches):  # max_steps reached inside the epoch
-                end_of_period(t, epoch, done, epoch + done / len(batches), Due(True, True, t.suite is not None))
+                end_of_period(
+                    t, epoch, done, epoch + done / len(batches), Due(True, True, t.suite is not None)
+                )
                 break
             t.state.epoch, t.state.epoch_step = epoch + 1, 0
             if cfg.scheduler_configs.interval == "epoch":
@@ -670,12 +701,18 @@ def _log_start(t: Trainer) -> None:
     n_params = sum(p.numel() for p in t.raw.parameters())
     log.info(
         "RT-1 preset %s: %.2fM parameters, %s, %d process(es) x batch %d, run folder %s",
-        cfg.preset, n_params / 1e6, t.device, job.world_size, cfg.batch_size, t.run_dir,
+        cfg.preset,
+        n_params / 1e6,
+        t.device,
+        job.world_size,
+        cfg.batch_size,
+        t.run_dir,
     )
     if cfg.world_size != job.world_size:
         log.info(
             "config world_size %d ignored: launched with %d process(es) (torchrun --nproc_per_node sets it)",
-            cfg.world_size, job.world_size,
+            cfg.world_size,
+            job.world_size,
         )
 
 

@@ -27,8 +27,19 @@ def test_inference_latency_cached_policy_chooses_ios_actions() -> None:
 
 def test_train_throughput_counts_every_target_once() -> None:
     result = run_json(
-        "train_throughput.py", "--preset", "micro", "--steps", "2", "--warmup", "1", "--batch-size", "4",
-        "--episodes", "4", "--episode-length", "6",
+        "train_throughput.py",
+        "--preset",
+        "micro",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "4",
+        "--episodes",
+        "4",
+        "--episode-length",
+        "6",
     )
     for key in ("preset", "samples_per_s", "naive_samples_per_s", "ratio", "loader_windows_per_s"):
         assert result[key] if key == "preset" else result[key] > 0

@@ -15,8 +15,8 @@ import pytest
 
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.collect import CollectConfig, collect
-from rt1_sim.errors import UserError
 from rt1_sim.data.episodes import list_episodes, read_episode
+from rt1_sim.errors import UserError
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -53,7 +53,18 @@ def test_kill_then_rerun_gives_the_same_dataset(tmp_path):
     reference = tmp_path / "reference"
     collect(reference, 8, CollectConfig(seed=0), progress=False)
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "rt1_sim.cli", "collect", "--out", str(out), "--episodes", "8", "--seed", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rt1_sim.cli",
+        "collect",
+        "--out",
+        str(out),
+        "--episodes",
+        "8",
+        "--seed",
+        "0",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     info = out / "front" / "dataset_info.json"
     deadline = time.time() + 60
@@ -71,7 +82,9 @@ def test_kill_then_rerun_gives_the_same_dataset(tmp_path):
 
 def test_keep_failures_keeps_unsuccessful_episodes(tmp_path):
     # A 1-step limit: every episode fails; by default they would be dropped, with the flag they are kept.
-    summary = collect(tmp_path / "f", 2, CollectConfig(seed=0, keep_failures=True, max_steps=1), progress=False)
+    summary = collect(
+        tmp_path / "f", 2, CollectConfig(seed=0, keep_failures=True, max_steps=1), progress=False
+    )
     assert summary["episodes"] == 2 and summary["expert_success_rate"] == 0.0
     assert list_episodes(tmp_path / "f", CAMERA_NAMES) == [1, 1]
     with pytest.raises(UserError, match="kept"):
@@ -89,15 +102,47 @@ def test_collect_loads_a_collect_config_like_train_and_eval(tmp_path, capsys):
     path.write_text(json.dumps({"noise": 0.05, "env_options": {"num_distractors": 1}}))
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--out", "x", "--episodes", "1", "--config", str(path), "--set", "seed=3",
-                              "--env-option", "cube_color=blue", "--image-size", "64", "64", "--keep-failures"])
+    args = parser.parse_args(
+        [
+            "--out",
+            "x",
+            "--episodes",
+            "1",
+            "--config",
+            str(path),
+            "--set",
+            "seed=3",
+            "--env-option",
+            "cube_color=blue",
+            "--image-size",
+            "64",
+            "64",
+            "--keep-failures",
+        ]
+    )
     cfg = load_config(CollectConfig, args.config, [*args.overrides, *shorthand_overrides(args)])
-    assert cfg == CollectConfig(seed=3, noise=0.05, keep_failures=True,
-                                env_options={"num_distractors": 1, "cube_color": "blue", "image_size": [64, 64]})
+    assert cfg == CollectConfig(
+        seed=3,
+        noise=0.05,
+        keep_failures=True,
+        env_options={"num_distractors": 1, "cube_color": "blue", "image_size": [64, 64]},
+    )
     # A wrong key or env option is one line naming it, before anything is collected.
     assert cli.main(["collect", "--out", str(tmp_path / "bad"), "--episodes", "1", "--set", "nosie=0.2"]) == 2
     assert "unknown key 'nosie'" in capsys.readouterr().err
-    assert cli.main(["collect", "--out", str(tmp_path / "bad"), "--episodes", "1",
-                     "--set", "env_options.cube_colour=red"]) == 2
+    assert (
+        cli.main(
+            [
+                "collect",
+                "--out",
+                str(tmp_path / "bad"),
+                "--episodes",
+                "1",
+                "--set",
+                "env_options.cube_colour=red",
+            ]
+        )
+        == 2
+    )
     assert "cube_colour" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

@@ -24,8 +24,18 @@ def test_collect_train_evaluate_from_the_command_line(tmp_path: Path) -> None:
     config = tmp_path / "smoke.json"
     config.write_text(
         json.dumps(
-            {"data_path": "data", "log_dir": "runs", "run_name": "smoke", "preset": "micro", "device": "cpu",
-             "batch_size": 4, "epochs": 1, "max_steps": 3, "num_val_episode": 1, "progress": False}
+            {
+                "data_path": "data",
+                "log_dir": "runs",
+                "run_name": "smoke",
+                "preset": "micro",
+                "device": "cpu",
+                "batch_size": 4,
+                "epochs": 1,
+                "max_steps": 3,
+                "num_val_episode": 1,
+                "progress": False,
+            }
         )
     )
     summary = json.loads(rt1_sim("train", "--config", str(config), cwd=tmp_path).strip().splitlines()[-1])
@@ -35,8 +45,20 @@ def test_collect_train_evaluate_from_the_command_line(tmp_path: Path) -> None:
         p.name for p in run.iterdir()
     }
     out = rt1_sim(
-        "eval", "--policy", str(run / "checkpoint_last.pt"), "--episodes", "1", "--workers", "1",
-        "--set", "max_steps=5", "--video", "all", "--out", "eval", cwd=tmp_path,
+        "eval",
+        "--policy",
+        str(run / "checkpoint_last.pt"),
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--set",
+        "max_steps=5",
+        "--video",
+        "all",
+        "--out",
+        "eval",
+        cwd=tmp_path,
     )
     assert "success" in out
     results = json.loads((tmp_path / "eval" / "results.json").read_text())

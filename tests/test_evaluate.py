@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs.spaces import CAMERA_NAMES
 import rt1_sim.eval as ev
+from envs.spaces import CAMERA_NAMES
 from rt1_sim.cli import main
 from rt1_sim.config import EVAL_SEED_START, ConfigError, EvalConfig, EvalPolicyConfig, load_config
 from rt1_sim.data.episodes import list_episodes, read_episode

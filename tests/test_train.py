@@ -132,7 +132,9 @@ def test_missing_data_path_and_too_few_episodes_are_clear_errors(tiny_dataset: P
 
 def test_imagenet_weights_that_do_not_fit_are_a_clear_error(tiny_dataset: Path, tmp_path: Path) -> None:
     config = tiny_config(tiny_dataset, tmp_path, max_steps=1)
-    missing = write_config(tmp_path / "missing.json", {**config, "imagenet_weights": str(tmp_path / "b3.pth")})
+    missing = write_config(
+        tmp_path / "missing.json", {**config, "imagenet_weights": str(tmp_path / "b3.pth")}
+    )
     with pytest.raises(ConfigError, match=f"{missing}: imagenet_weights .*b3.pth"):
         run_train(missing)
     torch.save({"features.0.0.weight": torch.zeros(1, 1, 1, 1)}, tmp_path / "other.pth")
@@ -149,15 +151,30 @@ def test_corrupt_truncated_or_foreign_checkpoint_is_a_clear_error(tiny_dataset: 
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    for bad, match in [(truncated, "not a readable checkpoint"), (garbage, "not a readable checkpoint"),
-                       (tmp_path / "missing.pt", "no such file")]:
+    for bad, match in [
+        (truncated, "not a readable checkpoint"),
+        (garbage, "not a readable checkpoint"),
+        (tmp_path / "missing.pt", "no such file"),
+    ]:
         with pytest.raises(CheckpointError, match=f"{bad}: {match}"):
             run_train(path, "resume=true", f"resume_from_checkpoint={bad}", "run_name=b")
     with pytest.raises(CheckpointError, match="another model than the config's"):
         run_train(path, "resume=true", f"resume_from_checkpoint={good}", "network_configs.num_layers=3")
     # The command line reports the same message and exits with status 2, without a traceback.
-    assert cli.main(["train", "--config", str(path), "--set", "resume=true", "--set",
-                     f"resume_from_checkpoint={garbage}"]) == 2
+    assert (
+        cli.main(
+            [
+                "train",
+                "--config",
+                str(path),
+                "--set",
+                "resume=true",
+                "--set",
+                f"resume_from_checkpoint={garbage}",
+            ]
+        )
+        == 2
+    )
 
 
 # ---------------------------------------------------------------- learning
@@ -165,8 +182,16 @@ def test_tiny_model_overfits_one_episode(tiny_dataset: Path, tmp_path: Path) -> 
     """Loss falls far below its start and greedy train tokens become (almost) all correct; the checkpoint is
     self-describing: weights_only loading, every key, and RT1Policy rebuilds the model from it alone."""
     config = tiny_config(
-        tiny_dataset, tmp_path, run_name="overfit", num_train_episode=1, batch_size=16, epochs=100, lr=5e-3,
-        augment=False, log_every_steps=1, scheduler_configs={"T_0": 1000},
+        tiny_dataset,
+        tmp_path,
+        run_name="overfit",
+        num_train_episode=1,
+        batch_size=16,
+        epochs=100,
+        lr=5e-3,
+        augment=False,
+        log_every_steps=1,
+        scheduler_configs={"T_0": 1000},
         network_configs={"image_height": 32, "image_width": 32, "crop_size": 32},
     )
     summary = run_train(write_config(tmp_path / "overfit.json", config))
@@ -174,7 +199,11 @@ def test_tiny_model_overfits_one_episode(tiny_dataset: Path, tmp_path: Path) -> 
     start, end = metrics["train/loss"].iloc[0], metrics["train/loss"].iloc[-3:].mean()
     assert end < 0.05 * start, (start, end)
     assert metrics["train/token_acc"].iloc[-3:].mean() > 0.97
-    assert summary["steps"] == 100 and set(summary) >= {"train/loss", "train/token_acc", "train/samples_per_s"}
+    assert summary["steps"] == 100 and set(summary) >= {
+        "train/loss",
+        "train/token_acc",
+        "train/samples_per_s",
+    }
 
     run_dir = tmp_path / "overfit"
     assert {p.name for p in run_dir.iterdir()} == {CONFIG_FILE, "train.log", METRICS_FILE, LAST_CHECKPOINT}
@@ -192,8 +221,14 @@ def test_tiny_model_overfits_one_episode(tiny_dataset: Path, tmp_path: Path) -> 
 def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_path: Path) -> None:
     """3 steps, then resume to the end (mid-epoch, with dropout and augmentation) == one uninterrupted run."""
     config = tiny_config(
-        tiny_dataset, tmp_path, batch_size=4, epochs=2, num_train_episode=2, num_val_episode=1,
-        deterministic=True, scheduler_configs={"T_0": 1, "interval": "step"},
+        tiny_dataset,
+        tmp_path,
+        batch_size=4,
+        epochs=2,
+        num_train_episode=2,
+        num_val_episode=1,
+        deterministic=True,
+        scheduler_configs={"T_0": 1, "interval": "step"},
         network_configs={"image_height": 32, "image_width": 32, "crop_size": 28, "dropout_rate": 0.1},
     )
     path = write_config(tmp_path / "r.json", config)
@@ -220,13 +255,34 @@ def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_p
 
 def test_two_process_gloo_ddp_follows_the_single_process_loss(tiny_dataset: Path, tmp_path: Path) -> None:
     """torchrun, 2 CPU processes x batch 4 against 1 process x batch 8: same data, same effective batch."""
-    config = tiny_config(tiny_dataset, tmp_path, epochs=3, num_train_episode=3, num_val_episode=1,
-                         log_every_steps=1, augment=False, torch_threads=1)
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path,
+        epochs=3,
+        num_train_episode=3,
+        num_val_episode=1,
+        log_every_steps=1,
+        augment=False,
+        torch_threads=1,
+    )
     path = write_config(tmp_path / "ddp.json", config)
     single = run_train(path, "run_name=single")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "rt1_sim.train", "--config", str(path), "--set", "run_name=ddp", "--set", "batch_size=4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "rt1_sim.train",
+        "--config",
+        str(path),
+        "--set",
+        "run_name=ddp",
+        "--set",
+        "batch_size=4",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])

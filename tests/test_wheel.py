@@ -12,19 +12,33 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SKIP = shutil.ignore_patterns(".git", "build", "dist", "runs", "data", "*.egg-info", "__pycache__", ".pytest_cache")
+SKIP = shutil.ignore_patterns(
+    ".git", "build", "dist", "runs", "data", "*.egg-info", "__pycache__", ".pytest_cache"
+)
 
 
 def _run(*cmd: str | Path, **kwargs) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kwargs)
-    assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc
 
 
 def test_wheel_installs_and_runs_rt1_sim_eval(tmp_path: Path) -> None:
     source = tmp_path / "source"
     shutil.copytree(REPO, source, ignore=SKIP)
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "wheels", source)
+    _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-w",
+        tmp_path / "wheels",
+        source,
+    )
     (wheel,) = (tmp_path / "wheels").glob("rt1_sim-*.whl")
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", "--system-site-packages", venv)
@@ -35,13 +49,32 @@ def test_wheel_installs_and_runs_rt1_sim_eval(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing from the source tree
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = _run(bin_dir / "python", "-c", "import rt1_sim, envs; print(rt1_sim.__file__, envs.__file__)",
-                 cwd=work, env=env).stdout.split()
+    where = _run(
+        bin_dir / "python",
+        "-c",
+        "import rt1_sim, envs; print(rt1_sim.__file__, envs.__file__)",
+        cwd=work,
+        env=env,
+    ).stdout.split()
     assert all(Path(p).is_relative_to(venv) for p in where), where
     out = work / "eval"
-    _run(bin_dir / "rt1-sim", "eval", "--episodes", "2", "--workers", "1", "--video", "none", "--out", out,
-         cwd=work, env=env)
+    _run(
+        bin_dir / "rt1-sim",
+        "eval",
+        "--episodes",
+        "2",
+        "--workers",
+        "1",
+        "--video",
+        "none",
+        "--out",
+        out,
+        cwd=work,
+        env=env,
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["episodes"] == 2 and results["successes"] == 2
-    assert results["policy"]["label"] == "rt1_cpu" and Path(results["policy"]["checkpoint"]).is_relative_to(venv)
+    assert results["policy"]["label"] == "rt1_cpu" and Path(results["policy"]["checkpoint"]).is_relative_to(
+        venv
+    )
     assert Path(results["config_file"]).is_relative_to(venv)  # the default suite, shipped in the wheel

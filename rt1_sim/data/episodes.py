@@ -16,18 +16,31 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from envs.spaces import (ACTION_COLUMNS, ACTION_SIZE, ACTION_SLICES, DATASET_INFO_FILE, EPISODE_DIR, EPISODE_META_FILE,
-                         IMAGE_NAME, JOINT_COLUMNS, OBJECT_POSE_COLUMNS, RAW_FILES, RESULTS_COLUMNS,
-                         RESULTS_FILES, RGB_DIR, TASK_COLUMN)
+from envs.spaces import (
+    ACTION_COLUMNS,
+    ACTION_SIZE,
+    ACTION_SLICES,
+    DATASET_INFO_FILE,
+    EPISODE_DIR,
+    EPISODE_META_FILE,
+    IMAGE_NAME,
+    JOINT_COLUMNS,
+    OBJECT_POSE_COLUMNS,
+    RAW_FILES,
+    RESULTS_COLUMNS,
+    RESULTS_FILES,
+    RGB_DIR,
+    TASK_COLUMN,
+)
 from rt1_sim.errors import DatasetError
 from rt1_sim.files import atomic_write_text
 
@@ -70,8 +83,13 @@ class EpisodeRecorder:
         self.raw_states.append(np.asarray(info["raw_state"], dtype=np.float64))
 
     def episode(self, instruction: str, meta: dict[str, Any]) -> Episode:
-        return Episode(images={v: np.stack(f) for v, f in self.frames.items()}, actions=np.stack(self.actions),
-                       raw_states=np.stack(self.raw_states), instruction=instruction, meta=dict(meta))
+        return Episode(
+            images={v: np.stack(f) for v, f in self.frames.items()},
+            actions=np.stack(self.actions),
+            raw_states=np.stack(self.raw_states),
+            instruction=instruction,
+            meta=dict(meta),
+        )
 
 
 # ---------------------------------------------------------------- writing
@@ -79,9 +97,12 @@ def write_episode_dir(folder: Path, view: str, episode: Episode) -> None:
     """Write one view of an episode into `folder` (which must not exist yet): frames, both CSVs, metadata."""
     (folder / RGB_DIR).mkdir(parents=True)
     for i, frame in enumerate(episode.images[view]):
-        Image.fromarray(frame).save(folder / RGB_DIR / IMAGE_NAME.format(i + 1), compress_level=PNG_COMPRESS_LEVEL)
+        Image.fromarray(frame).save(
+            folder / RGB_DIR / IMAGE_NAME.format(i + 1), compress_level=PNG_COMPRESS_LEVEL
+        )
     pd.DataFrame(episode.actions.astype(np.float64), columns=list(RESULTS_COLUMNS)).to_csv(
-        folder / RESULTS_FILES[0], index=False, float_format="%.9g")
+        folder / RESULTS_FILES[0], index=False, float_format="%.9g"
+    )
     raw = pd.DataFrame(episode.raw_states, columns=list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS))
     raw[TASK_COLUMN] = episode.instruction.replace(" ", "_")
     raw.to_csv(folder / RAW_FILES[0], index=False, float_format="%.9g")
@@ -147,8 +168,8 @@ def clean_incomplete(root: Path, views: Sequence[str]) -> list[int]:
 
 def _episode_index(path: Path) -> int | None:
     prefix = EPISODE_DIR.split("{")[0]
-    if path.is_dir() and path.name.startswith(prefix) and path.name[len(prefix):].isdigit():
-        return int(path.name[len(prefix):])
+    if path.is_dir() and path.name.startswith(prefix) and path.name[len(prefix) :].isdigit():
+        return int(path.name[len(prefix) :])
     return None
 
 
@@ -189,7 +210,7 @@ def list_episodes(root: Path, views: Sequence[str]) -> list[int]:
     except FileNotFoundError:
         raise DatasetError(f"{info_path}: missing (it lists every episode's length)") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DatasetError(f"{info_path}: expected {{\"episode_length\": [...]}} ({e})") from None
+        raise DatasetError(f'{info_path}: expected {{"episode_length": [...]}} ({e})') from None
     if not all(isinstance(n, int) and n > 0 for n in lengths):
         raise DatasetError(f"{info_path}: episode_length must be a list of positive integers")
     return [int(n) for n in lengths]
@@ -225,8 +246,13 @@ def read_episode(root: Path, views: Sequence[str], index: int, expected_length: 
     for v in views:
         folder = root / v / EPISODE_DIR.format(index)
         images[v] = _read_frames(folder, length)
-    return Episode(images=images, actions=actions, raw_states=raw[list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS)]
-                   .to_numpy(np.float64), instruction=instruction, meta=meta)
+    return Episode(
+        images=images,
+        actions=actions,
+        raw_states=raw[list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS)].to_numpy(np.float64),
+        instruction=instruction,
+        meta=meta,
+    )
 
 
 def _frame_paths(folder: Path, length: int) -> list[Path]:
@@ -238,7 +264,9 @@ def _frame_paths(folder: Path, length: int) -> list[Path]:
         expected = {IMAGE_NAME.format(i + 1) for i in range(length)}
         missing = sorted(expected - {p.name for p in paths})
         detail = f"missing {missing[:3]}" if missing else "extra frames"
-        raise DatasetError(f"{folder}: {len(paths)} frames in {RGB_DIR}/ but the CSVs have {length} rows ({detail})")
+        raise DatasetError(
+            f"{folder}: {len(paths)} frames in {RGB_DIR}/ but the CSVs have {length} rows ({detail})"
+        )
     return paths
 
 

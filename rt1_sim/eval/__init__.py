@@ -18,5 +18,12 @@ from rt1_sim.eval.harness import evaluate
 from rt1_sim.eval.policies import PolicyChoice, resolve_policy
 from rt1_sim.eval.results import EPISODES_FILE, RESULTS_FILE, EvalReport, episode_columns
 
-__all__ = ["EPISODES_FILE", "RESULTS_FILE", "EvalReport", "PolicyChoice", "episode_columns", "evaluate",
-           "resolve_policy"]
+__all__ = [
+    "EPISODES_FILE",
+    "RESULTS_FILE",
+    "EvalReport",
+    "PolicyChoice",
+    "episode_columns",
+    "evaluate",
+    "resolve_policy",
+]

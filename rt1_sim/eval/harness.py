@@ -76,7 +76,11 @@ def probe_env(config: EvalConfig, env_options: dict[str, Any], source: str) -> t
         raise ConfigError(f"{source}: env_options: {e}") from None
     ranges = {
         name: getattr(probe.unwrapped, attribute)
-        for name, attribute in (("cube_size", "cube_size_range"), ("cube_x", "x_range"), ("cube_y", "y_range"))
+        for name, attribute in (
+            ("cube_size", "cube_size_range"),
+            ("cube_x", "x_range"),
+            ("cube_y", "y_range"),
+        )
         if hasattr(probe.unwrapped, attribute)
     }
     max_steps = config.max_steps or probe.spec.max_episode_steps
@@ -113,7 +117,9 @@ def run_shard(
     return outcomes
 
 
-def timing(outcomes: list[dict[str, Any]], wall: float, workers: int, world: int, threads: int | None) -> dict:
+def timing(
+    outcomes: list[dict[str, Any]], wall: float, workers: int, world: int, threads: int | None
+) -> dict:
     """The only part of results.json that changes between identical runs."""
     steps = max(sum(o["row"]["steps"] for o in outcomes), 1)
     return {

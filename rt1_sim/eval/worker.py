@@ -91,5 +91,7 @@ def run_episode(seed: int) -> dict[str, Any]:
     }
     if recorder is not None:
         meta = {**{k: row[k] for k in RECORD_META_KEYS}, "policy": job.policy.label}
-        stage_episode(Path(job.record), CAMERA_NAMES, f"seed{seed}", recorder.episode(result.instruction, meta))
+        stage_episode(
+            Path(job.record), CAMERA_NAMES, f"seed{seed}", recorder.episode(result.instruction, meta)
+        )
     return {"row": row, "sim_seconds": result.sim_seconds, "policy_seconds": result.policy_seconds}

@@ -14,8 +14,14 @@ import pytest
 import envs  # noqa: F401
 from envs.scripted_expert import ScriptedExpert
 from envs.spaces import CAMERA_NAMES, RAW_COLUMNS, RESULTS_COLUMNS
-from rt1_sim.data.episodes import (DatasetError, EpisodeRecorder, list_episodes, read_episode, write_dataset_info,
-                                   write_episode)
+from rt1_sim.data.episodes import (
+    DatasetError,
+    EpisodeRecorder,
+    list_episodes,
+    read_episode,
+    write_dataset_info,
+    write_episode,
+)
 from rt1_sim.rollout import rollout
 
 
@@ -86,7 +92,9 @@ def _break_row_count(d: Path) -> None:
 
 
 def _break_missing_column(d: Path) -> None:
-    pd.read_csv(d / "results.csv").drop(columns=["ee_command_rotation_y"]).to_csv(d / "results.csv", index=False)
+    pd.read_csv(d / "results.csv").drop(columns=["ee_command_rotation_y"]).to_csv(
+        d / "results.csv", index=False
+    )
 
 
 def _break_malformed_csv(d: Path) -> None:
@@ -104,14 +112,17 @@ def _break_unreadable_image(d: Path) -> None:
     (d / "rgb" / "image_002.png").write_bytes(b"not a png")
 
 
-@pytest.mark.parametrize("breaker, message", [
-    (_break_missing_frame, "image_003.png"),
-    (_break_row_count, "rows"),
-    (_break_missing_column, "ee_command_rotation_y"),
-    (_break_malformed_csv, "not a readable CSV"),
-    (_break_non_numeric, "ee_command_position_z"),
-    (_break_unreadable_image, "unreadable image"),
-])
+@pytest.mark.parametrize(
+    "breaker, message",
+    [
+        (_break_missing_frame, "image_003.png"),
+        (_break_row_count, "rows"),
+        (_break_missing_column, "ee_command_rotation_y"),
+        (_break_malformed_csv, "not a readable CSV"),
+        (_break_non_numeric, "ee_command_position_z"),
+        (_break_unreadable_image, "unreadable image"),
+    ],
+)
 def test_each_defect_is_one_clear_error_naming_the_episode(recorded, tmp_path, breaker, message):
     _, root = recorded
     root = _copy(root, tmp_path)

@@ -34,9 +34,11 @@ def _run(env: gym.Env, seed: int, n: int) -> list[dict[str, np.ndarray]]:
 
 
 def test_env_never_imports_torch():
-    code = ("import sys, gymnasium as gym, envs, envs.scripted_expert\n"
-            "env = gym.make('PandaPick-v0'); env.reset(seed=0); env.step(env.action_space.sample())\n"
-            "assert 'torch' not in sys.modules, 'envs imported torch'")
+    code = (
+        "import sys, gymnasium as gym, envs, envs.scripted_expert\n"
+        "env = gym.make('PandaPick-v0'); env.reset(seed=0); env.step(env.action_space.sample())\n"
+        "assert 'torch' not in sys.modules, 'envs imported torch'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
@@ -115,7 +117,9 @@ def test_terminate_action_and_time_limit():
     env = gym.make("PandaPick-v0", max_episode_steps=5)
     env.reset(seed=0)
     *_, terminated, truncated, info = env.step(_action(terminate=1.0))
-    assert terminated and not truncated and info["end_reason"] == "terminate_action" and not info["is_success"]
+    assert (
+        terminated and not truncated and info["end_reason"] == "terminate_action" and not info["is_success"]
+    )
     env.reset(seed=0)
     for _ in range(5):
         *_, terminated, truncated, info = env.step(_action())
@@ -126,8 +130,14 @@ def test_terminate_action_and_time_limit():
 
 
 def test_variations_colour_size_distractors_and_bad_options():
-    env = PandaPickEnv(cube_color="random", cube_size=(0.04, 0.06), num_distractors=3, x_range=(0.4, 0.7),
-                       light_jitter=0.2, camera_jitter=0.01)
+    env = PandaPickEnv(
+        cube_color="random",
+        cube_size=(0.04, 0.06),
+        num_distractors=3,
+        x_range=(0.4, 0.7),
+        light_jitter=0.2,
+        camera_jitter=0.01,
+    )
     colours = set()
     for seed in range(8):
         _, info = env.reset(seed=seed)
@@ -146,8 +156,15 @@ def test_variations_colour_size_distractors_and_bad_options():
         counts.add(n)
     assert len(counts) >= 3 and counts <= set(range(5))
     ranged.close()
-    for bad in ({"cube_color": "pink"}, {"x_range": (0.7, 0.4)}, {"num_distractors": 9}, {"num_distractors": (3, 1)}, {"cube_size": 0.2},
-                {"action_frame": "tool"}, {"render_mode": "human"}):
+    for bad in (
+        {"cube_color": "pink"},
+        {"x_range": (0.7, 0.4)},
+        {"num_distractors": 9},
+        {"num_distractors": (3, 1)},
+        {"cube_size": 0.2},
+        {"action_frame": "tool"},
+        {"render_mode": "human"},
+    ):
         with pytest.raises(ValueError):
             PandaPickEnv(**bad)
 

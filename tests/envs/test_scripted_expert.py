@@ -45,8 +45,18 @@ def test_expert_succeeds_on_a_sample_of_seeds():
 
 
 def test_expert_succeeds_with_variations():
-    assert _success_rate(range(100, 106), noise=0.1, cube_color="random", num_distractors=3,
-                         x_range=(0.35, 0.75), y_range=(-0.3, 0.3), cube_size=(0.04, 0.06)) >= 5 / 6
+    assert (
+        _success_rate(
+            range(100, 106),
+            noise=0.1,
+            cube_color="random",
+            num_distractors=3,
+            x_range=(0.35, 0.75),
+            y_range=(-0.3, 0.3),
+            cube_size=(0.04, 0.06),
+        )
+        >= 5 / 6
+    )
 
 
 def test_expert_noise_depends_only_on_the_seeds():

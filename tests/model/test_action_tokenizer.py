@@ -18,6 +18,7 @@ logits_to_tokens = TOKENIZER.logits_to_tokens
 def token_counts() -> np.ndarray:
     return TOKENIZER.token_counts
 
+
 CONTINUOUS = np.concatenate([np.full(d.size, not d.discrete) for d in ACTION_TABLE])
 TERMINATE = ACTION_SLICES["terminate_episode"]
 
