@@ -92,12 +92,13 @@ class RT1Policy:
         - `autocast_dtype` (e.g. torch.bfloat16): autocast; faster with AMX, but changes some actions."""
         import torch  # torch loads only when an RT-1 policy is built (see the module docstring)
 
-        from rt1_sim.model.instruction import HashInstructionEncoder
+        from rt1_sim.model.instruction import HashInstructionEncoder, cached_encoder
 
         self.model = model.eval()
         self.device = next(model.parameters()).device
         size = model.config.language_embedding_size
-        self.instruction_encoder = instruction_encoder or HashInstructionEncoder(size)
+        # Memoised: each distinct instruction is embedded once, not at every reset.
+        self.instruction_encoder = cached_encoder(instruction_encoder or HashInstructionEncoder(size))
         if self.instruction_encoder.size != size:
             raise ValueError(
                 f"instruction encoder gives {self.instruction_encoder.size} values, model takes {size}"
@@ -123,7 +124,7 @@ class RT1Policy:
         every failure is a CheckpointError naming the file. Extra kwargs go to the constructor."""
         from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, load_checkpoint
         from rt1_sim.model.action_tokenizer import action_table_rows
-        from rt1_sim.model.instruction import make_instruction_encoder
+        from rt1_sim.model.instruction import checkpoint_encoder
         from rt1_sim.model.rt1 import build_model
 
         state = load_checkpoint(path, required=MODEL_KEYS, map_location=device)
@@ -136,12 +137,14 @@ class RT1Policy:
         try:
             model = build_model(config)
             model.load_state_dict(state["model"])
-            if instruction_encoder is None:
-                instruction_encoder = make_instruction_encoder(**config["instruction_encoder"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(
                 f"checkpoint {path}: cannot rebuild the model ({type(e).__name__}: {e})"
             ) from e
+        try:  # the recorded encoder, or the one passed if it is the same
+            instruction_encoder = checkpoint_encoder(config, instruction_encoder)
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint {path}: {e}") from e
         return cls(model.to(device), instruction_encoder, config.get("default_instruction", ""), **kwargs)
 
     def _embed(self, instruction: str) -> torch.Tensor:

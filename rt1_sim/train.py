@@ -51,7 +51,12 @@ from rt1_sim.config import (
 from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
 from rt1_sim.model.action_tokenizer import action_table_rows, detokenize, logits_to_tokens
-from rt1_sim.model.instruction import InstructionEncoder, encoder_settings, make_instruction_encoder
+from rt1_sim.model.instruction import (
+    InstructionEncoder,
+    encoder_settings,
+    make_instruction_encoder,
+    recorded_encoder,
+)
 from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
 from rt1_sim.preprocess import images_to_tensor
 
@@ -337,7 +342,7 @@ def check_compatible(state: dict[str, Any], expected: dict[str, Any], path: str)
             f"checkpoint {path}: trained with action table {state['action_table']}, "
             f"envs/spaces.py now has {action_table_rows()}"
         )
-    saved = state["model_config"]
+    saved = {**state["model_config"], "instruction_encoder": recorded_encoder(state["model_config"])}
     keys = ("network", "cam_view", "time_sequence_length", "using_proprioception", "instruction_encoder")
     diff = [k for k in keys if saved.get(k) != expected[k]]
     if diff:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from envs.spaces import ACTION_SIZE
 from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
 from rt1_sim.model.action_tokenizer import tokenize
-from rt1_sim.model.instruction import InstructionEncoder
+from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,9 @@ class WindowDataset(Dataset):
         # next_ts an episode's last row gets the next episode's first action, but no window reads it.)
         self.actions = np.roll(cache.actions, -shift, axis=0) if shift else cache.actions  # (N, A)
         self.tokens = tokenize(self.actions, vocab_size)  # (N, A) int64
+        encode = cached_encoder(instruction_encoder)  # once per distinct instruction, not per episode
         self.instructions = (
-            np.stack([instruction_encoder(s) for s in cache.instructions]).astype(np.float32)
+            np.stack([encode(s) for s in cache.instructions]).astype(np.float32)
             if cache.instructions
             else np.zeros((0, instruction_encoder.size), np.float32)
         )  # (K, E)
