@@ -492,7 +492,9 @@ class TrainConfig:
     grad_clip_norm: float = 1.0  # max global gradient norm; 0 disables clipping
     amp: str = "bf16"  # autocast dtype on GPU ("bf16", "fp16" with a GradScaler, "none"); CPU runs in fp32
     augment: bool = True  # RT-1's random crop (network crop_size) + resize back, training windows only
-    instruction_encoder: str = "hash"  # rt1_sim.model.instruction encoder for Episode.instruction
+    # rt1_sim.model.instruction encoder for Episode.instruction: "use" (RT-1's Universal Sentence Encoder,
+    # 512-d), "hash" (what the bundled policy used) or "zeros" (IO's)
+    instruction_encoder: str = "use"
     # A torchvision-layout EfficientNet state_dict (e.g. ImageNet efficientnet_b3 for `paper`) loaded into the
     # image encoder before the first step; None: from scratch. Nothing is ever downloaded.
     imagenet_weights: str | None = None
@@ -545,6 +547,9 @@ class TrainConfig:
             get_preset(self.preset, **self.network_configs)
         except ValueError as e:
             raise ValueError(f"network_configs: {e}") from None
+        from rt1_sim.model.instruction import check_encoder_choice  # here: rt1_sim.model loads torch
+
+        check_encoder_choice(self.instruction_encoder, self.network.language_embedding_size)
 
     @property
     def network(self) -> NetworkConfig:

@@ -98,12 +98,13 @@ class RT1Policy:
           freezing (BatchNorm folded into the convolutions, weights as constants): faster, same actions, but
           the model must not be trained afterwards, and the first calls take a while.
         - `autocast_dtype` (e.g. torch.bfloat16): autocast; faster with AMX, but changes some actions."""
-        from rt1_sim.model.instruction import HashInstructionEncoder
+        from rt1_sim.model.instruction import HashInstructionEncoder, cached_encoder
 
         self.model = model.eval()
         self.device = next(model.parameters()).device
         size = model.config.language_embedding_size
-        self.instruction_encoder = instruction_encoder or HashInstructionEncoder(size)
+        # Memoised: each distinct instruction is embedded once, not at every reset.
+        self.instruction_encoder = cached_encoder(instruction_encoder or HashInstructionEncoder(size))
         if self.instruction_encoder.size != size:
             raise ValueError(
                 f"instruction encoder gives {self.instruction_encoder.size} values, model takes {size}"
@@ -129,7 +130,7 @@ class RT1Policy:
         "action_table", "action_tokenizer" when present); every failure is a CheckpointError naming the file.
         Extra kwargs go to the constructor."""
         from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError, checkpoint_tokenizer, load_checkpoint
-        from rt1_sim.model.instruction import make_instruction_encoder
+        from rt1_sim.model.instruction import checkpoint_encoder
         from rt1_sim.model.rt1 import build_model
 
         state = load_checkpoint(path, required=MODEL_KEYS, map_location=device)
@@ -138,12 +139,14 @@ class RT1Policy:
         try:
             model = build_model(config, tokenizer)
             model.load_state_dict(state["model"])
-            if instruction_encoder is None:
-                instruction_encoder = make_instruction_encoder(**config["instruction_encoder"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(
                 f"checkpoint {path}: cannot rebuild the model ({type(e).__name__}: {e})"
             ) from e
+        try:  # the recorded encoder, or the one passed if it is the same
+            instruction_encoder = checkpoint_encoder(config, instruction_encoder)
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint {path}: {e}") from e
         return cls(model.to(device), instruction_encoder, config.get("default_instruction", ""), **kwargs)
 
     def _embed(self, instruction: str) -> torch.Tensor:

@@ -60,7 +60,12 @@ from rt1_sim.errors import ConfigError
 from rt1_sim.files import atomic_write_text
 from rt1_sim.logs import log_to_file
 from rt1_sim.model.action_tokenizer import ActionTokenizer
-from rt1_sim.model.instruction import InstructionEncoder, encoder_settings, make_instruction_encoder
+from rt1_sim.model.instruction import (
+    InstructionEncoder,
+    encoder_settings,
+    make_instruction_encoder,
+    recorded_encoder,
+)
 from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
 from rt1_sim.preprocess import images_to_tensor
 
@@ -316,7 +321,7 @@ def restore_rng(rng: dict[str, list[torch.Tensor]], job: Distributed, device: to
 def check_compatible(state: dict[str, Any], expected: dict[str, Any], path: str) -> None:
     """The checkpoint must hold the network this config builds, trained with today's action table."""
     check_action_table(state, path)
-    saved = state["model_config"]
+    saved = {**state["model_config"], "instruction_encoder": recorded_encoder(state["model_config"])}
     keys = ("network", "cam_view", "time_sequence_length", "using_proprioception", "instruction_encoder")
     diff = [k for k in keys if saved.get(k) != expected[k]]
     if diff:

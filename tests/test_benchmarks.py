@@ -46,3 +46,12 @@ def test_train_throughput_counts_every_target_once() -> None:
     assert result["preset"] == "micro" and result["batch_size"] == 4
     # Each window holds 1..6 valid steps: ours trains that many targets per window, never more than T.
     assert result["windows_per_s"] <= result["samples_per_s"] <= 6 * result["windows_per_s"]
+
+
+def test_instruction_encoder_benchmark_times_use_and_tables_cosines() -> None:
+    result = run_json("instruction_encoder.py", "--repeats", "5")
+    for key in ("use_load_s", "use_cold_ms", "hash_cold_ms", "cached_us", "ratio"):
+        assert result[key] > 0, key
+    assert result["distinct_instructions"] >= 5
+    use = {row["b"]: row["use"] for row in result["cosine"]}
+    assert use["grasp the red cube and lift it"] > use["open the drawer"]  # paraphrase > another family

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from envs.spaces import ACTION_SIZE
 from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
 from rt1_sim.model.action_tokenizer import ActionTokenizer
-from rt1_sim.model.instruction import InstructionEncoder
+from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,9 @@ class WindowDataset(Dataset):
         self.actions = np.roll(cache.actions, -shift, axis=0) if shift else cache.actions  # (N, A)
         self.tokenizer = tokenizer
         self.tokens = tokenizer.tokenize(self.actions)  # (N, A) int64, with the model's vocabulary
+        encode = cached_encoder(instruction_encoder)  # once per distinct instruction, not per episode
         self.instructions = (
-            np.stack([instruction_encoder(s) for s in cache.instructions]).astype(np.float32)
+            np.stack([encode(s) for s in cache.instructions]).astype(np.float32)
             if cache.instructions
             else np.zeros((0, instruction_encoder.size), np.float32)
         )  # (K, E)
