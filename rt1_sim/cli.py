@@ -1,4 +1,4 @@
-"""`rt1-sim collect | train | eval | compare | plot | bench`: the command line.
+"""`rt1-sim collect | train | eval | benchmark | compare | plot | bench`: the command line.
 
 Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`; this
 file only dispatches, importing a module when its subcommand is used (so `rt1-sim collect` never imports
@@ -21,6 +21,10 @@ SUBCOMMANDS = {
     "train": ("rt1_sim.train", "train RT-1 on a dataset"),
     "eval": ("rt1_sim.eval.cli", "closed-loop evaluation of a policy: success rate with a 95% interval"),
     "compare": ("rt1_sim.compare", "compare two eval/benchmark folders run on the same seeds (paired test)"),
+    "benchmark": (
+        "rt1_sim.benchmark",
+        "one policy over the multi-task generalization splits: success per family x split with intervals",
+    ),
     "plot": ("rt1_sim.plot", "draw a training run's learning curve (loss, closed-loop success) as a PNG"),
     "bench": ("rt1_sim.bench", "run the benchmarks in benchmarks/ and print their ratios"),
 }

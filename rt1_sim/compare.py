@@ -25,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from rt1_sim.benchmark import EXAMPLES_DIR
 from rt1_sim.eval.results import RESULTS_FILE
 from rt1_sim.eval.stats import wilson_interval
 from rt1_sim.files import atomic_write_text
@@ -146,8 +147,12 @@ def load_cells(folder: Path) -> dict[tuple[str, str | None], Cell]:
     if (folder / RESULTS_FILE).exists():
         sources = [("", folder / RESULTS_FILE)]
     else:
-        suites = sorted(p for p in folder.iterdir() if p.is_dir() and (p / RESULTS_FILE).exists())
-        sources = [(p.name, p / RESULTS_FILE) for p in suites]
+        # Suite subfolders at any depth (`rt1-sim benchmark` writes <split>/<family>/), but not the
+        # benchmark's re-runs of single example episodes.
+        found = sorted(
+            p for p in folder.rglob(RESULTS_FILE) if EXAMPLES_DIR not in p.relative_to(folder).parts
+        )
+        sources = [(p.parent.relative_to(folder).as_posix(), p) for p in found]
     if not sources:
         raise CompareError(
             f"{folder}: no {RESULTS_FILE} (an eval folder) and no suite subfolder with one "

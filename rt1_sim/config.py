@@ -366,6 +366,9 @@ class CollectConfig:
 EVAL_SEED_START = 1_000_000
 
 
+INSTRUCTION_MODES = ("given", "blank", "shuffled")
+
+
 @dataclass(frozen=True)
 class EvalPolicyConfig:
     """Which policy a suite evaluates, and how it acts."""
@@ -378,7 +381,15 @@ class EvalPolicyConfig:
     seed: int = 0  # seeds the random policy and the expert's noise, combined with each episode's seed
     device: str = "cpu"  # where an RT-1 policy runs
 
+    # What the policy is told: the episode's own instruction ("given"), an empty string ("blank") or another
+    # episode's of the same suite ("shuffled"): the language ablations of `rt1-sim benchmark`.
+    instruction: str = "given"
+
     def __post_init__(self) -> None:
+        if self.instruction not in INSTRUCTION_MODES:
+            raise ValueError(
+                f"policy.instruction must be one of {INSTRUCTION_MODES}, got {self.instruction!r}"
+            )
         if not self.name:
             raise ValueError("policy.name must not be empty")
         if self.expert_noise < 0:

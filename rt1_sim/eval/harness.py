@@ -26,7 +26,7 @@ from rt1_sim.data.episodes import clean_incomplete
 from rt1_sim.distributed import Distributed, available_cores, init_process_group, launch_environment
 from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.eval import worker
-from rt1_sim.eval.policies import PolicyChoice, load_rt1, resolve_policy
+from rt1_sim.eval.policies import PolicyChoice, load_rt1, resolve_policy, substitute_instructions
 from rt1_sim.eval.results import EvalReport, build_results, commit_recording, write_results
 from rt1_sim.eval.video import VIDEO_MODES
 from rt1_sim.policy import Policy
@@ -86,6 +86,21 @@ def probe_env(config: EvalConfig, env_options: dict[str, Any], source: str) -> t
     max_steps = config.max_steps or probe.spec.max_episode_steps
     probe.close()
     return ranges, max_steps
+
+
+def told_instructions(config: EvalConfig, env_options: dict[str, Any]) -> dict[int, str] | None:
+    """seed -> the instruction the policy is told, for the language ablations (None: each episode's own).
+    "shuffled" reads every episode's own instruction from a reset of the env; every rank computes the same."""
+    mode = config.policy.instruction
+    if mode == "given":
+        return None
+    seeds = list(config.seeds)
+    own: dict[int, str] = {}
+    if mode == "shuffled":
+        env = gym.make(config.env_id, **env_options)
+        own = {seed: env.reset(seed=seed)[1]["instruction"] for seed in seeds}
+        env.close()
+    return substitute_instructions(mode, seeds, own)
 
 
 def prepare_record(record: Path, job: Distributed, dist: Any) -> None:
@@ -177,6 +192,7 @@ def evaluate(
         out=str(out),
         record=str(record) if record is not None else None,
         torch_threads=threads,
+        instructions=told_instructions(config, env_options),
     )
     start = time.perf_counter()
     outcomes = run_shard(episode_job, seeds, workers, rt1 if workers == 1 else None, progress and job.is_main)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,3 +80,30 @@ def policy_for_episodes(
     else:
         shared = rt1 if rt1 is not None else load_rt1(choice.checkpoint, options.device)
     return lambda seed: shared
+
+
+class GivenInstruction:
+    """A Policy that tells `policy` a fixed instruction at reset, whatever the episode's own one is."""
+
+    def __init__(self, policy: Policy, instruction: str) -> None:
+        self.policy, self.instruction = policy, instruction
+
+    def reset(self, instruction: str | None = None) -> None:
+        self.policy.reset(self.instruction)
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.policy.act(obs)
+
+
+def substitute_instructions(mode: str, seeds: Sequence[int], own: dict[int, str]) -> dict[int, str]:
+    """seed -> what the policy is told under `mode`: "blank" an empty string; "shuffled" the instruction of
+    the next seed (cyclically, in seed order) whose instruction differs from the episode's own, so every
+    episode gets a wrong command whenever the suite has more than one."""
+    if mode == "blank":
+        return {seed: "" for seed in seeds}
+    order = list(seeds)
+    told = {}
+    for i, seed in enumerate(order):
+        others = (order[(i + k) % len(order)] for k in range(1, len(order)))
+        told[seed] = own[next((s for s in others if own[s] != own[seed]), seed)]
+    return told

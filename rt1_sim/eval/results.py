@@ -31,7 +31,16 @@ RESULTS_FILE, EPISODES_FILE = "results.json", "episodes.csv"
 # written into a --record dataset, as collect writes collect_config.json
 RECORD_CONFIG_FILE = "eval_config.json"
 # Columns of every episode row; the env's variation() keys come between these and "video".
-ROW_COLUMNS = ("seed", "success", "success_once", "steps", "final_cube_height", "end_reason", "instruction")
+ROW_COLUMNS = (
+    "seed",
+    "success",
+    "success_once",
+    "steps",
+    "final_cube_height",
+    "end_reason",
+    "instruction",
+    "policy_instruction",
+)
 RENDERER = "pybullet ER_TINY_RENDERER (CPU)"  # what envs/sim.py renders every camera with
 
 

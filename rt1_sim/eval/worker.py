@@ -17,7 +17,7 @@ import numpy as np
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig
 from rt1_sim.data.episodes import EpisodeRecorder, stage_episode
-from rt1_sim.eval.policies import PolicyChoice, policy_for_episodes
+from rt1_sim.eval.policies import GivenInstruction, PolicyChoice, policy_for_episodes
 from rt1_sim.eval.video import video_frame, wants_video, write_video
 from rt1_sim.policy import Policy
 from rt1_sim.rollout import rollout
@@ -38,6 +38,9 @@ class EvalJob:
     out: str
     record: str | None
     torch_threads: int | None
+    # seed -> the instruction the policy is told instead of the episode's own (language ablations);
+    # None: every episode's own
+    instructions: dict[int, str] | None = None
 
 
 _worker: dict[str, Any] = {}  # this process's job, env and policy chooser
@@ -73,7 +76,11 @@ def run_episode(seed: int) -> dict[str, Any]:
         if recorder is not None:
             recorder(obs, info, action)
 
-    result = rollout(env, _worker["policy_for"](seed), seed, on_step=on_step)
+    policy = _worker["policy_for"](seed)
+    told = job.instructions[seed] if job.instructions is not None else None
+    if told is not None:
+        policy = GivenInstruction(policy, told)
+    result = rollout(env, policy, seed, on_step=on_step)
     video = None
     if wants_video(job.video, result.success):
         video = f"{VIDEO_DIR}/seed_{seed}.mp4"
@@ -86,6 +93,7 @@ def run_episode(seed: int) -> dict[str, Any]:
         "final_cube_height": result.final_cube_height,
         "end_reason": result.end_reason,
         "instruction": result.instruction,
+        "policy_instruction": result.instruction if told is None else told,
         **variation,
         "video": video,
     }

@@ -1,0 +1,434 @@
+"""`rt1-sim benchmark`: one policy over the multi-task generalization splits, as a family x split table.
+
+The suites live in `eval_configs/multitask/`: one EvalConfig per split (`seen.json`,
+`heldout_paraphrases.json`, ...) and a manifest, `benchmark.json`, that lists the splits in table order, the
+families, the episodes per cell, how far apart the families' seed blocks are and which (split, family) cells
+do not apply (a drawer has no colour to hold out). Cell (split, family) is the split's suite with
+`env_options.task = family` (the manifest's `family_option`) and its own seed block `seed_start +
+index(family) * family_seed_stride`, so every cell of every policy meets the same scenes and any two runs can
+be compared pair by pair (`rt1-sim compare`).
+
+Each cell is an ordinary `rt1-sim eval` run folder (`<out>/<split>/<family>/results.json`, `episodes.csv`),
+plus two example episodes re-run with video (the lowest-seed success and failure; runs are seed-exact, so the
+re-run reproduces the episode). A re-run with the same `--out` reuses every cell whose config, checkpoint and
+seeds match, so a killed benchmark continues where it stopped. At the end `benchmark.json` (every cell),
+`benchmark.md` (the table) and `report.html` (one self-contained page: table, bar chart with Wilson whiskers,
+example videos) are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import html
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rt1_sim.config import EvalConfig, config_to_dict, load_config
+from rt1_sim.errors import ConfigError
+from rt1_sim.eval import evaluate, resolve_policy
+from rt1_sim.eval.results import RESULTS_FILE, sha256
+from rt1_sim.eval.stats import rate_block
+from rt1_sim.files import atomic_write_text
+from rt1_sim.resources import ASSETS, EVAL_CONFIGS, resource_path
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = resource_path(EVAL_CONFIGS, "multitask")
+MANIFEST_FILE = "benchmark.json"
+BENCHMARK_FILE, TABLE_FILE, REPORT_FILE = "benchmark.json", "benchmark.md", "report.html"
+EXAMPLES_DIR = "examples"
+BUNDLED_MULTITASK = resource_path(ASSETS, "checkpoints", "rt1_multitask_cpu.pt")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What `eval_configs/multitask/benchmark.json` says: table order, families, cell size, seed layout."""
+
+    splits: tuple[str, ...]
+    families: tuple[str, ...]
+    episodes_per_cell: int
+    family_seed_stride: int
+    family_option: str  # the env option that selects the family (PandaTabletop-v0: "task")
+    not_applicable: dict[str, tuple[str, ...]]  # split -> families that have no such cell
+    notes: dict[str, str]  # split -> one line for the table's legend
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (split, family) evaluation: an EvalConfig and the folder it writes, relative to the benchmark's."""
+
+    split: str
+    family: str
+    config: EvalConfig | None  # None: the split does not apply to this family
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.split) / self.family
+
+
+def load_manifest(suites: Path) -> Manifest:
+    """Read and check the manifest; a missing or inconsistent one is a ConfigError naming the file."""
+    path = suites / MANIFEST_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no benchmark manifest in {suites}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+    known = {
+        "splits",
+        "families",
+        "family_option",
+        "episodes_per_cell",
+        "family_seed_stride",
+        "not_applicable",
+        "notes",
+    }
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; expected {sorted(known)}")
+    manifest = Manifest(
+        splits=tuple(data.get("splits", ())),
+        families=tuple(data.get("families", ())),
+        episodes_per_cell=int(data.get("episodes_per_cell", 50)),
+        family_seed_stride=int(data.get("family_seed_stride", 10_000)),
+        family_option=str(data.get("family_option", "task")),
+        not_applicable={k: tuple(v) for k, v in data.get("not_applicable", {}).items()},
+        notes=dict(data.get("notes", {})),
+    )
+    if not manifest.splits or not manifest.families:
+        raise ConfigError(f"{path}: 'splits' and 'families' must be non-empty lists")
+    for split, families in manifest.not_applicable.items():
+        bad = [f for f in families if f not in manifest.families]
+        if split not in manifest.splits or bad:
+            raise ConfigError(f"{path}: not_applicable.{split} names an unknown split or families {bad}")
+    return manifest
+
+
+def plan_cells(suites: Path, manifest: Manifest, policy: str, episodes: int) -> list[Cell]:
+    """Every (split, family) cell in table order, each with its own seed block and the chosen policy."""
+    if episodes > manifest.family_seed_stride:
+        raise ConfigError(
+            f"--episodes-per-cell {episodes} is more than the {manifest.family_seed_stride} seeds between "
+            f"two families' blocks ({suites / MANIFEST_FILE}: family_seed_stride)"
+        )
+    cells = []
+    for split in manifest.splits:
+        suite_file = suites / f"{split}.json"
+        if not suite_file.is_file():
+            raise ConfigError(
+                f"{suite_file}: the manifest lists split {split!r} but its suite file is missing"
+            )
+        suite = load_config(EvalConfig, suite_file)
+        for index, family in enumerate(manifest.families):
+            if family in manifest.not_applicable.get(split, ()):
+                cells.append(Cell(split, family, None))
+                continue
+            config = dataclasses.replace(
+                suite,
+                name=f"{split}/{family}",
+                episodes=episodes,
+                seed_start=suite.seed_start + index * manifest.family_seed_stride,
+                env_options={**suite.env_options, manifest.family_option: family},
+                policy=dataclasses.replace(suite.policy, name=policy),
+            )
+            cells.append(Cell(split, family, config))
+    return cells
+
+
+def resolve_benchmark_policy(name: str) -> str:
+    """`auto` is the bundled multi-task RT-1; scripted, random and checkpoint paths pass through."""
+    if name != "auto":
+        return name
+    if not BUNDLED_MULTITASK.is_file():
+        raise ConfigError(
+            f"--policy auto: no bundled multi-task checkpoint at {BUNDLED_MULTITASK}; "
+            "pass --policy scripted, random or the path of an RT-1 checkpoint"
+        )
+    return str(BUNDLED_MULTITASK)
+
+
+# ---------------------------------------------------------------- running cells
+def _reusable(results_file: Path, config: EvalConfig, checkpoint_sha256: str | None) -> dict[str, Any] | None:
+    """The cell's results.json if this very cell wrote it (same config, checkpoint and seeds), else None."""
+    try:
+        results = json.loads(results_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    seeds = [row.get("seed") for row in results.get("per_episode", [])]
+    same = (
+        results.get("config") == config_to_dict(config)
+        and results.get("policy", {}).get("checkpoint_sha256") == checkpoint_sha256
+        and seeds == list(config.seeds)
+    )
+    return results if same else None
+
+
+def _example(cell_dir: Path, config: EvalConfig, row: dict[str, Any], workers: int) -> str:
+    """Re-run one episode with video (seed-exact, so it reproduces `row`); returns the video's path."""
+    seed = row["seed"]
+    folder = cell_dir / EXAMPLES_DIR / f"seed_{seed}"
+    one = dataclasses.replace(config, episodes=1, seed_start=seed)
+    existing = _reusable(folder / RESULTS_FILE, one, _checkpoint_sha(config))
+    results = existing or evaluate(one, folder, workers=1, video="all", progress=False).results
+    again = results["per_episode"][0]
+    if again["success"] != row["success"] or again["steps"] != row["steps"]:
+        raise RuntimeError(
+            f"{config.name} seed {seed}: the re-run with video ended differently "
+            f"(success {again['success']}, {again['steps']} steps vs {row['success']}, {row['steps']})"
+        )
+    return str((folder / again["video"]).relative_to(cell_dir.parent.parent))
+
+
+def _checkpoint_sha(config: EvalConfig) -> str | None:
+    choice = resolve_policy(config.policy.name)
+    return sha256(choice.checkpoint) if choice.checkpoint is not None else None
+
+
+def run_cell(out: Path, cell: Cell, workers: int, examples: bool = True) -> dict[str, Any]:
+    """Evaluate one cell (or reuse its finished results) and return its entry of benchmark.json."""
+    entry: dict[str, Any] = {"split": cell.split, "family": cell.family}
+    if cell.config is None:
+        return {**entry, "status": "not_applicable"}
+    cell_dir = out / cell.folder
+    results = _reusable(cell_dir / RESULTS_FILE, cell.config, _checkpoint_sha(cell.config))
+    reused = results is not None
+    if results is None:
+        results = evaluate(cell.config, cell_dir, workers=workers, video="none", progress=False).results
+    rows = results["per_episode"]
+    entry.update(
+        status="reused" if reused else "done",
+        **rate_block(results["successes"], results["episodes"]),
+        seeds=[cell.config.seed_start, cell.config.seed_start + cell.config.episodes - 1],
+        results=str(cell.folder / RESULTS_FILE),
+        mean_steps=results["mean_steps"],
+    )
+    entry["examples"] = {}
+    if examples:
+        for label, wanted in (("success", True), ("failure", False)):
+            row = next((r for r in rows if bool(r["success"]) == wanted), None)
+            entry["examples"][label] = _example(cell_dir, cell.config, row, workers) if row else None
+    return entry
+
+
+def pooled(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Successes and episodes summed over cells, with its Wilson interval (None if no cell applies)."""
+    done = [e for e in entries if "episodes" in e]
+    if not done:
+        return None
+    return rate_block(sum(e["successes"] for e in done), sum(e["episodes"] for e in done))
+
+
+# ---------------------------------------------------------------- the table and the page
+def _pct(block: dict[str, Any] | None) -> str:
+    if block is None:
+        return "n/a"
+    return f"{block['success_rate']:.0%} [{block['ci95_low']:.0%}, {block['ci95_high']:.0%}]"
+
+
+def table_markdown(summary: dict[str, Any]) -> str:
+    """Rows = families and their pooled mean, columns = splits; each entry "rate [Wilson 95% interval]"."""
+    splits, families = summary["splits"], summary["families"]
+    by_key = {(c["split"], c["family"]): c for c in summary["cells"]}
+    caption = (
+        f"Policy `{summary['policy']['label']}`: success per family and split, Wilson 95% interval in "
+        "brackets, "
+        f"{summary['episodes_per_cell']} episodes per cell."
+    )
+    lines = [
+        caption,
+        "",
+        "| family | " + " | ".join(splits) + " |",
+        "|---|" + "---|" * len(splits),
+    ]
+    for family in families:
+        cells = [by_key[(s, family)] for s in splits]
+        lines.append(
+            f"| {family} | " + " | ".join(_pct(c if "episodes" in c else None) for c in cells) + " |"
+        )
+    means = [_pct(summary["per_split"][s]) for s in splits]
+    lines.append("| **all** | " + " | ".join(f"**{m}**" for m in means) + " |")
+    notes = summary.get("notes", {})
+    if notes:
+        lines += [""] + [f"- `{s}`: {notes[s]}" for s in splits if s in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _bar_chart_svg(summary: dict[str, Any]) -> str:
+    """Grouped bars (one group per family, one bar per split) with Wilson whiskers, as inline SVG."""
+    splits, families = summary["splits"], summary["families"]
+    by_key = {(c["split"], c["family"]): c for c in summary["cells"]}
+    bar, gap, height, top, left = 12, 18, 220, 20, 40
+    group = bar * len(splits) + gap
+    width = left + group * len(families) + 160
+    palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"]
+
+    def y(rate: float) -> float:  # a rate in [0, 1] -> its pixel row
+        return top + height * (1.0 - rate)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + height + 40}">']
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<line x1="{left}" x2="{width - 160}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
+            f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" font-size="10" text-anchor="end">{tick:.0%}</text>'
+        )
+    for i, family in enumerate(families):
+        x0 = left + i * group + gap / 2
+        parts.append(
+            f'<text x="{x0 + bar * len(splits) / 2:.1f}" y="{top + height + 14}" font-size="11" '
+            f'text-anchor="middle">{html.escape(family)}</text>'
+        )
+        for j, split in enumerate(splits):
+            cell = by_key[(split, family)]
+            if "episodes" not in cell:
+                continue
+            x = x0 + j * bar
+            colour = palette[j % len(palette)]
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y(cell["success_rate"]):.1f}" width="{bar - 2}" '
+                f'height="{height * cell["success_rate"]:.1f}" fill="{colour}">'
+                f"<title>{html.escape(split)} / {html.escape(family)}: {_pct(cell)}</title></rect>"
+                f'<line x1="{x + (bar - 2) / 2:.1f}" x2="{x + (bar - 2) / 2:.1f}" '
+                f'y1="{y(cell["ci95_low"]):.1f}" '
+                f'y2="{y(cell["ci95_high"]):.1f}" stroke="#222"/>'
+            )
+    for j, split in enumerate(splits):
+        ly = top + 14 * j
+        parts.append(
+            f'<rect x="{width - 150}" y="{ly}" width="10" height="10" fill="{palette[j % len(palette)]}"/>'
+            f'<text x="{width - 135}" y="{ly + 9}" font-size="11">{html.escape(split)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def report_html(summary: dict[str, Any]) -> str:
+    """One self-contained page (no external resources): table, chart, and per cell its two example videos."""
+    splits, families = summary["splits"], summary["families"]
+    by_key = {(c["split"], c["family"]): c for c in summary["cells"]}
+    head = "".join(f"<th>{html.escape(s)}</th>" for s in splits)
+    rows = []
+    for family in families:
+        tds = []
+        for split in splits:
+            cell = by_key[(split, family)]
+            if "episodes" not in cell:
+                tds.append('<td class="na">n/a</td>')
+                continue
+            videos = "".join(
+                f'<div>{label}: <a href="{html.escape(path)}">seed video</a><br>'
+                f'<video src="{html.escape(path)}" controls muted preload="none" width="192"></video></div>'
+                for label, path in cell.get("examples", {}).items()
+                if path
+            )
+            tds.append(
+                f'<td id="cell-{html.escape(split)}-{html.escape(family)}"><b>{_pct(cell)}</b>'
+                f"<br>{cell['successes']}/{cell['episodes']}{videos}</td>"
+            )
+        rows.append(f"<tr><th>{html.escape(family)}</th>{''.join(tds)}</tr>")
+    means = "".join(f"<td><b>{_pct(summary['per_split'][s])}</b></td>" for s in splits)
+    notes = "".join(
+        f"<li><code>{html.escape(s)}</code>: {html.escape(n)}</li>"
+        for s, n in summary.get("notes", {}).items()
+    )
+    policy = summary["policy"]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>rt1-sim benchmark: {html.escape(policy["label"])}</title>
+<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:12px}}td.na{{color:#999}}</style>
+</head><body>
+<h1>rt1-sim benchmark</h1>
+<p>Policy <code>{html.escape(policy["label"])}</code>
+(checkpoint sha256 {policy["checkpoint_sha256"] or "none"}),
+{summary["episodes_per_cell"]} episodes per cell; success with its Wilson 95% interval.</p>
+<div class="chart">{_bar_chart_svg(summary)}</div>
+<table><tr><th>family</th>{head}</tr>{"".join(rows)}<tr><th>all</th>{means}</tr></table>
+<ul>{notes}</ul>
+</body></html>
+"""
+
+
+def run_benchmark(
+    policy: str,
+    out: Path,
+    suites: Path = SUITES_DIR,
+    episodes: int | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    examples: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) every cell, then write benchmark.json, benchmark.md and report.html into `out`."""
+    manifest = load_manifest(suites)
+    policy = resolve_benchmark_policy(policy)
+    episodes = episodes or manifest.episodes_per_cell
+    if episodes < 1:
+        raise ConfigError(f"--episodes-per-cell must be >= 1, got {episodes}")
+    cells = plan_cells(suites, manifest, policy, episodes)
+    choice = resolve_policy(policy)
+    entries = []
+    bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)
+    for cell in bar:
+        bar.set_postfix_str(f"{cell.split}/{cell.family}", refresh=True)
+        entries.append(run_cell(out, cell, workers, examples))
+    summary = {
+        "policy": {
+            "name": policy,
+            "kind": choice.kind,
+            "label": choice.label,
+            "checkpoint_sha256": _checkpoint_sha(next(c.config for c in cells if c.config)),
+        },
+        "suites": str(suites),
+        "splits": list(manifest.splits),
+        "families": list(manifest.families),
+        "episodes_per_cell": episodes,
+        "notes": manifest.notes,
+        "per_split": {s: pooled([e for e in entries if e["split"] == s]) for s in manifest.splits},
+        "cells": entries,
+    }
+    atomic_write_text(out / BENCHMARK_FILE, json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / TABLE_FILE, table_markdown(summary))
+    atomic_write_text(out / REPORT_FILE, report_html(summary))
+    return summary
+
+
+# ---------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        default="auto",
+        help="auto (the bundled multi-task RT-1) | scripted | random | PATH.pt (default: auto)",
+    )
+    parser.add_argument(
+        "--suites", type=Path, default=SUITES_DIR, help=f"suites folder (default: {SUITES_DIR})"
+    )
+    parser.add_argument(
+        "--episodes-per-cell",
+        type=int,
+        default=None,
+        help="episodes per family x split cell (default: manifest's)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="parallel env processes; does not change results"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default: runs/benchmark/<policy>); re-run to resume"
+    )
+    parser.add_argument("--no-examples", action="store_true", help="skip the two example videos per cell")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out or Path("runs") / "benchmark" / Path(args.policy).stem
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    summary = run_benchmark(
+        args.policy, out, args.suites, args.episodes_per_cell, args.workers, examples=not args.no_examples
+    )
+    print(table_markdown(summary))
+    print(f"wrote {out / BENCHMARK_FILE}, {out / TABLE_FILE} and {out / REPORT_FILE}")
+    return 0

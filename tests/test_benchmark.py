@@ -1,0 +1,153 @@
+"""rt1-sim benchmark: cells, language ablations, resume, the table and a report page whose links all exist.
+
+The machinery is exercised on PandaPick-v0 with the cube colour standing in for the family (fast, and
+independent of any one task); the shipped multi-task suites are checked against the manifest separately.
+"""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from rt1_sim import benchmark as bm
+from rt1_sim.compare import compare
+from rt1_sim.config import ConfigError
+from rt1_sim.eval.policies import substitute_instructions
+
+
+def _write(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture()
+def suites(tmp_path: Path) -> Path:
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    base = {"episodes": 50, "max_steps": 14, "env_options": {}}
+    _write(folder / "seen.json", {**base, "name": "seen", "seed_start": 7000})
+    _write(
+        folder / "far.json",
+        {**base, "name": "far", "seed_start": 8000, "env_options": {"x_range": [0.6, 0.7]}},
+    )
+    _write(
+        folder / "blank_instruction.json",
+        {**base, "name": "blank_instruction", "seed_start": 7000, "policy": {"instruction": "blank"}},
+    )
+    manifest = {
+        "splits": ["seen", "far", "blank_instruction"],
+        "families": ["red", "green"],
+        "family_option": "cube_color",
+        "episodes_per_cell": 3,
+        "family_seed_stride": 100,
+        "not_applicable": {"far": ["green"]},
+        "notes": {"seen": "new seeds", "far": "cubes further away"},
+    }
+    _write(folder / bm.MANIFEST_FILE, manifest)
+    return folder
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.cells: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attrs = dict(attrs)
+        if tag in ("a", "video") and (attrs.get("href") or attrs.get("src")):
+            self.links.append(attrs.get("href") or attrs.get("src"))
+        if tag == "td" and attrs.get("id", "").startswith("cell-"):
+            self.cells.append(attrs["id"])
+
+
+def test_benchmark_writes_every_cell_table_and_a_page_whose_links_exist(suites, tmp_path):
+    out = tmp_path / "bench"
+    summary = bm.run_benchmark("scripted", out, suites, workers=1, progress=False)
+    cells = {(c["split"], c["family"]): c for c in summary["cells"]}
+    assert len(cells) == 6 and cells[("far", "green")]["status"] == "not_applicable"
+    seen_red = cells[("seen", "red")]
+    assert seen_red["episodes"] == 3 and seen_red["seeds"] == [7000, 7002]
+    assert cells[("seen", "green")]["seeds"] == [7100, 7102]  # the second family's own seed block
+    rows = json.loads((out / "seen" / "green" / "results.json").read_text())["per_episode"]
+    assert {r["instruction"] for r in rows} == {"pick up the green cube"}
+    blank = json.loads((out / "blank_instruction" / "red" / "results.json").read_text())["per_episode"]
+    assert [r["seed"] for r in blank] == [7000, 7001, 7002] and {r["policy_instruction"] for r in blank} == {
+        ""
+    }
+    # Pooled row: successes and episodes summed over the split's applicable cells.
+    assert summary["per_split"]["far"]["episodes"] == 3 and summary["per_split"]["seen"]["episodes"] == 6
+
+    table = (out / bm.TABLE_FILE).read_text()
+    assert "| red |" in table and "n/a" in table and "**all**" in table
+    page = _Links()
+    page.feed((out / bm.REPORT_FILE).read_text())
+    applicable = [k for k, c in cells.items() if c["status"] != "not_applicable"]
+    assert sorted(page.cells) == sorted(f"cell-{s}-{f}" for s, f in applicable)
+    examples = [p for c in cells.values() for p in c.get("examples", {}).values() if p]
+    assert examples and set(examples) <= set(page.links)
+    assert all((out / link).is_file() and (out / link).stat().st_size > 0 for link in page.links)
+
+    # Resume: a second run reuses every finished cell; a changed cell size re-runs.
+    again = bm.run_benchmark("scripted", out, suites, workers=1, progress=False)
+    assert {c["status"] for c in again["cells"]} == {"reused", "not_applicable"}
+    assert [c.get("successes") for c in again["cells"]] == [c.get("successes") for c in summary["cells"]]
+    fewer = bm.run_benchmark("scripted", out, suites, episodes=2, workers=1, progress=False, examples=False)
+    assert {c["status"] for c in fewer["cells"]} == {"done", "not_applicable"}
+
+
+def test_random_floor_failure_examples_and_a_paired_comparison(suites, tmp_path):
+    summary = bm.run_benchmark("random", tmp_path / "rand", suites, episodes=2, progress=False)
+    cell = summary["cells"][0]
+    assert cell["successes"] == 0 and cell["examples"]["success"] is None
+    assert (tmp_path / "rand" / cell["examples"]["failure"]).is_file()
+    bm.run_benchmark("scripted", tmp_path / "expert", suites, episodes=2, progress=False, examples=False)
+    report = compare(tmp_path / "rand", tmp_path / "expert")
+    suites_compared = sorted({row["suite"] for row in report["cells"]})
+    assert suites_compared == [
+        "blank_instruction/green",
+        "blank_instruction/red",
+        "far/red",
+        "seen/green",
+        "seen/red",
+    ]
+
+
+def test_shuffled_instructions_always_differ_when_they_can():
+    own = {1: "a", 2: "a", 3: "b", 4: "c"}
+    told = substitute_instructions("shuffled", [1, 2, 3, 4], own)
+    assert all(told[s] != own[s] for s in own)
+    assert substitute_instructions("shuffled", [1, 2], {1: "a", 2: "a"}) == {1: "a", 2: "a"}  # nothing else
+    assert substitute_instructions("blank", [5], {}) == {5: ""}
+
+
+def test_bad_manifest_and_options_are_one_clear_error(suites, tmp_path):
+    manifest = json.loads((suites / bm.MANIFEST_FILE).read_text())
+    _write(suites / bm.MANIFEST_FILE, {**manifest, "splitz": []})
+    with pytest.raises(ConfigError, match="splitz"):
+        bm.run_benchmark("scripted", tmp_path / "x", suites, progress=False)
+    _write(suites / bm.MANIFEST_FILE, {**manifest, "splits": ["seen", "far", "missing"]})
+    with pytest.raises(ConfigError, match="missing.json"):
+        bm.run_benchmark("scripted", tmp_path / "x", suites, progress=False)
+    _write(suites / bm.MANIFEST_FILE, manifest)
+    with pytest.raises(ConfigError, match="family_seed_stride"):
+        bm.run_benchmark("scripted", tmp_path / "x", suites, episodes=101, progress=False)
+    assert not (tmp_path / "x").exists()  # nothing written for a refused run
+
+
+def test_shipped_multitask_suites_match_their_manifest():
+    manifest = bm.load_manifest(bm.SUITES_DIR)
+    assert manifest.splits[:2] == ("seen", "heldout_paraphrases") and manifest.episodes_per_cell >= 50
+    starts = {}
+    for split in manifest.splits:
+        suite = json.loads((bm.SUITES_DIR / f"{split}.json").read_text())
+        assert suite["name"] == split
+        starts[split] = suite["seed_start"]
+    # Ablations replay the seen scenes; every other split has its own block, far from collection seeds (0..).
+    ablations = {s for s in starts if s.endswith("_instruction")}
+    assert {starts[s] for s in ablations} == {starts["seen"]}
+    blocks = sorted(starts[s] for s in starts if s not in ablations)
+    span = manifest.family_seed_stride * len(manifest.families)
+    assert blocks[0] >= 1_000_000 and all(b - a >= span for a, b in zip(blocks, blocks[1:]))
