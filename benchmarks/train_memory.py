@@ -7,7 +7,9 @@ turn (episode k of the new dataset is episode k mod M of the source), with a con
 frame is still read and decoded per episode, as for distinct files. Each run is the `train_configs/cpu.json`
 config for `--steps` steps (no validation episodes, no closed-loop evaluation) as its own process; its
 `RssAnon` and `RssFile` (from /proc/<pid>/status) are sampled every 50 ms and the peaks reported; time to
-first step runs from the process start to the first row of metrics.csv (written after step 1).
+first step runs from the process start to the first row of metrics.csv (written after step 1), and "data
+ready" to the log line that ends data loading (the part the frame cache changes; the rest is imports, model
+construction and the first step itself).
 
     rt1-sim collect --out /tmp/ds200 --episodes 200 --workers 1 --seed 0
     python benchmarks/train_memory.py --source /tmp/ds200 --episodes 200 800 3200 [--work DIR] [--json]
@@ -16,6 +18,7 @@ first step runs from the process start to the first row of metrics.csv (written 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -67,7 +70,7 @@ def run_train(data: Path, work: Path, name: str, mode: str, steps: int) -> dict[
     for key, value in overrides.items():
         cmd += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
     metrics = work / "runs" / name / "metrics.csv"
-    started = time.perf_counter()
+    started, wall = time.perf_counter(), time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = {"RssAnon": 0, "RssFile": 0}
     first_step = None
@@ -78,14 +81,23 @@ def run_train(data: Path, work: Path, name: str, mode: str, steps: int) -> dict[
             first_step = time.perf_counter() - started
         time.sleep(0.05)
     total = time.perf_counter() - started
+    log = proc.stderr.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr.read()[-3000:]}")
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{log[-3000:]}")
     return {
+        "data_ready_s": round(data_ready(log) - wall, 1),
         "rss_anon_mib": round(peak["RssAnon"] / 1024, 1),
         "rss_file_mib": round(peak["RssFile"] / 1024, 1),
         "first_step_s": round(first_step if first_step is not None else total, 1),
         "total_s": round(total, 1),
     }
+
+
+def data_ready(log: str) -> float:
+    """The time (epoch seconds) of train.py's "data <path>: N train episodes ..." log line."""
+    line = next(line for line in log.splitlines() if " rt1_sim.train: data " in line)
+    stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return stamp.timestamp()
 
 
 def measure(args: argparse.Namespace) -> list[dict]:
@@ -119,15 +131,16 @@ def main() -> None:
     if args.json:
         print(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}))
         return
-    print("| episodes | frames | RssAnon memory | RssAnon memmap (1st / 2nd run) | RssFile memmap 2nd "
-          "| first step memory | first step memmap (1st / 2nd run) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| episodes | frames | RssAnon, memory | RssAnon, memmap 1st / 2nd run | RssFile, memmap 2nd run "
+          "| data ready, memory | data ready, memmap 1st / 2nd | first step, memory | first step, memmap 1st / 2nd |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['episodes']} | {r['frames']} | {r['memory/rss_anon_mib']:.0f} MiB "
               f"| {r['memmap_first/rss_anon_mib']:.0f} / {r['memmap_second/rss_anon_mib']:.0f} MiB "
-              f"| {r['memmap_second/rss_file_mib']:.0f} MiB | {r['memory/first_step_s']:.1f} s "
+              f"| {r['memmap_second/rss_file_mib']:.0f} MiB | {r['memory/data_ready_s']:.1f} s "
+              f"| {r['memmap_first/data_ready_s']:.1f} / {r['memmap_second/data_ready_s']:.1f} s "
+              f"| {r['memory/first_step_s']:.1f} s "
               f"| {r['memmap_first/first_step_s']:.1f} / {r['memmap_second/first_step_s']:.1f} s |")
-
 
 if __name__ == "__main__":
     main()

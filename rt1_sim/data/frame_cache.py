@@ -66,13 +66,18 @@ class MappedFrames:
         self.starts = starts  # (K + 1,) rows of the chosen episodes here
         self.sources = sources  # (K,) row of each chosen episode's first frame in the file
         self._array: np.ndarray | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file first mapped
         self.shape = (int(starts[-1]), *self._frames().shape[1:])  # (n, H, W, 3)
         self.dtype = np.dtype(np.uint8)
 
     def _frames(self) -> np.ndarray:
         """The whole file's (N, H, W, 3) frames, mapped read-only on first use in this process."""
         if self._array is None:
-            self._array = np.asarray(np.load(self.path, mmap_mode="r"))
+            array = np.asarray(np.load(self.path, mmap_mode="r"))
+            st = os.stat(self.path)
+            if self._identity not in (None, (st.st_dev, st.st_ino)):  # a worker mapping it again
+                raise DatasetError(f"{self.path}: the frame cache was rebuilt while this run was reading it")
+            self._array, self._identity = array, (st.st_dev, st.st_ino)
         return self._array
 
     def __len__(self) -> int:

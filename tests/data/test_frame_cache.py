@@ -70,6 +70,11 @@ def test_mapped_frames_pickle_by_path_and_slices_are_views_of_the_file(dataset: 
     assert len(pickle.dumps(frames)) < 10_000
     np.testing.assert_array_equal(copy[2:8], window)
     np.testing.assert_array_equal(copy[3], window[1])
+    os.replace(frames.path, frames.path.with_name("moved.npy"))  # as if a rebuild replaced the file
+    shutil.copy(frames.path.with_name("moved.npy"), frames.path)
+    with pytest.raises(DatasetError, match="rebuilt while this run was reading it"):
+        pickle.loads(pickle.dumps(frames))[0]
+    np.testing.assert_array_equal(frames[2:8], window)  # this process keeps the frames it mapped
 
 
 def test_second_process_reuses_the_cache_the_first_built_and_a_changed_dataset_rebuilds(
