@@ -11,8 +11,13 @@ first step runs from the process start to the first row of metrics.csv (written 
 ready" to the log line that ends data loading (the part the frame cache changes; the rest is imports, model
 construction and the first step itself).
 
+`--build-cost N` instead times, in this process, building the cache of the N-episode dataset (into a fresh
+temporary folder) against decoding it into memory, in alternating rounds: wall and CPU seconds, since on a
+shared machine the wall time mostly measures the other processes.
+
     rt1-sim collect --out /tmp/ds200 --episodes 200 --workers 1 --seed 0
     python benchmarks/train_memory.py --source /tmp/ds200 --episodes 200 800 3200 [--work DIR] [--json]
+    python benchmarks/train_memory.py --source /tmp/ds200 --build-cost 800 [--rounds 3]
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from envs.spaces import CAMERA_NAMES, DATASET_INFO_FILE, EPISODE_DIR
 from rt1_sim.data.episodes import list_episodes
-from rt1_sim.data.frame_cache import CACHE_SUFFIX
+from rt1_sim.data.frame_cache import CACHE_SUFFIX, open_frame_store
+from rt1_sim.data.windows import load_frame_cache
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "train_configs" / "cpu.json"
@@ -116,6 +123,25 @@ def measure(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def build_cost(args: argparse.Namespace) -> list[dict]:
+    """Wall and CPU seconds of building the cache and of decoding into memory, `args.rounds` rounds each."""
+    data = make_dataset(args.source, args.work / f"ds{args.build_cost}", args.build_cost)
+    size = (96, 96)  # the cpu preset's, the collected frames' own
+    rows = []
+    for _ in range(args.rounds):
+        for label in ("memmap_build", "memory_decode"):
+            wall, cpu = time.perf_counter(), time.process_time()
+            if label == "memory_decode":
+                load_frame_cache(data, CAMERA_NAMES, range(args.build_cost), size, progress=False)
+            else:
+                with tempfile.TemporaryDirectory(dir=args.work) as folder:
+                    open_frame_store(data, CAMERA_NAMES, size, cache_dir=folder, progress=False)
+            rows.append({"run": label, "episodes": args.build_cost, "wall_s": round(time.perf_counter() - wall, 1),
+                         "cpu_s": round(time.process_time() - cpu, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, required=True, help="a collected dataset (IO layout)")
@@ -124,7 +150,12 @@ def main() -> None:
                         help="where the datasets, their caches and the runs go (replaced)")
     parser.add_argument("--steps", type=int, default=3, help="training steps per run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--build-cost", type=int, metavar="N", help="time building against decoding instead")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.build_cost:
+        build_cost(args)
+        return
     if (args.work / "runs").exists():
         shutil.rmtree(args.work / "runs")
     rows = measure(args)
