@@ -1,5 +1,6 @@
 """The decoded-frame cache on disk: the same frames as decoding into memory, built once and reused by a second
-process, rebuilt when the dataset changes or a cache file is truncated or damaged, read-only dataset folders."""
+process, rank 0 builds while other ranks wait, rebuilt when the dataset changes or a cache file is truncated or
+damaged, read-only dataset folders."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch.distributed as dist
+import torch.multiprocessing as torch_mp
 
 from envs.spaces import CAMERA_NAMES, EPISODE_DIR, RESULTS_FILES
 from rt1_sim.data import frame_cache
@@ -172,3 +175,26 @@ def test_mapped_frames_index_like_an_array(dataset: Path) -> None:
     np.testing.assert_array_equal(frames[-1], whole[-1])
     np.testing.assert_array_equal(frames[1 : len(frames) - 1], whole[1:-1])  # across the episode boundary
     np.testing.assert_array_equal(frames[::2], whole[::2])
+
+
+def _open_as_rank(rank: int, root: str, init_file: str, out: str) -> None:
+    """One rank of a 2-process gloo job: open the shared cache, write what this rank's log said."""
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger(frame_cache.__name__).addHandler(handler)
+    logging.getLogger(frame_cache.__name__).setLevel(logging.INFO)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        store = frame_cache.open_shared_frame_store(root, CAMERA_NAMES, SIZE, progress=False)
+        Path(out, f"rank{rank}.json").write_text(json.dumps({"log": records, "frames": int(store.starts[-1])}))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_torch_distributed_rank_0_builds_while_the_other_rank_waits(dataset: Path, tmp_path: Path) -> None:
+    torch_mp.spawn(_open_as_rank, args=(str(dataset), str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert any("building (no cache yet)" in line for line in ranks[0]["log"])
+    assert not any("building" in line for line in ranks[1]["log"]), ranks[1]["log"]
+    assert any("reused" in line for line in ranks[1]["log"]) and ranks[0]["frames"] == ranks[1]["frames"]
