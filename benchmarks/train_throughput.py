@@ -11,22 +11,30 @@ Each optimizer step runs forward, backward, gradient clipping and AdamW on the s
 loader (WindowDataset with augmentation + collate, what the training loop iterates) is timed on its own:
 `loader_windows_per_s` / `windows_per_s` above 1 means the loader keeps up with the model.
 
-Frames are random (a synthetic FrameCache): timing does not depend on content.
+Both frame sources of training are timed on the same batches, alternating batch by batch (a load on the
+machine hits both alike): frames in memory (`frame_cache: memory`) and the same frames read through the
+memory-mapped cache (`frame_cache: memmap`, rt1_sim.data.frame_cache; the file written here, so in the page
+cache as on any run after the first epoch). Frames are random (a synthetic FrameCache): timing does not depend
+on content.
 
     python benchmarks/train_throughput.py [--preset cpu] [--batch-size 16] [--steps 8] [--json]
+    python benchmarks/train_throughput.py --loader-only --steps 100 --episodes 120
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from envs.spaces import ACTION_HIGH, ACTION_LOW, CAMERA_NAMES
 from rt1_sim.config import PRESETS, get_preset
+from rt1_sim.data.frame_cache import FrameStore
 from rt1_sim.data.windows import FrameCache, RandomCrop, WindowDataset, collate_windows
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import HashInstructionEncoder
@@ -34,8 +42,11 @@ from rt1_sim.model.rt1 import RT1, action_loss
 from rt1_sim.preprocess import images_to_tensor
 
 
-def synthetic_dataset(args: argparse.Namespace, height: int, width: int, crop: int) -> WindowDataset:
-    """A training WindowDataset over random episodes of `episode_length` frames."""
+def synthetic_dataset(
+    args: argparse.Namespace, height: int, width: int, crop: int, folder: Path
+) -> tuple[WindowDataset, WindowDataset]:
+    """Training WindowDatasets over random episodes of `episode_length` frames: frames in memory, and the same
+    frames saved as a frame cache in `folder` and read back through np.memmap."""
     rng = np.random.default_rng(args.seed)
     n = args.episodes * args.episode_length
     frames = {v: rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8) for v in CAMERA_NAMES}
@@ -47,15 +58,18 @@ def synthetic_dataset(args: argparse.Namespace, height: int, width: int, crop: i
         instructions=["pick up the red cube"] * args.episodes,
         episodes=list(range(args.episodes)),
     )
-    return WindowDataset(
-        cache,
-        time_sequence_length=args.time_sequence_length,
-        predicting_next_ts=False,
-        tokenizer=ActionTokenizer(get_preset(args.preset).vocab_size),
-        instruction_encoder=HashInstructionEncoder(get_preset(args.preset).language_embedding_size),
-        augment=RandomCrop((height, width), crop),
-        seed=args.seed,
-    )
+    for view, array in frames.items():
+        np.save(folder / f"{view}.npy", array)
+    store = FrameStore(folder, CAMERA_NAMES, cache.starts, cache.actions, cache.instructions)
+    common = {
+        "time_sequence_length": args.time_sequence_length,
+        "predicting_next_ts": False,
+        "tokenizer": ActionTokenizer(get_preset(args.preset).vocab_size),
+        "instruction_encoder": HashInstructionEncoder(get_preset(args.preset).language_embedding_size),
+        "augment": RandomCrop((height, width), crop),
+        "seed": args.seed,
+    }
+    return WindowDataset(cache, **common), WindowDataset(store.select(cache.episodes), **common)
 
 
 def per_target_windows(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -91,31 +105,56 @@ def measure(args: argparse.Namespace) -> dict:
     config = get_preset(args.preset)
     model = RT1(config, CAMERA_NAMES, args.time_sequence_length).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    dataset = synthetic_dataset(args, config.image_height, config.image_width, config.crop_size)
+    tmp = tempfile.TemporaryDirectory()  # the frame cache's files (np.memmap keeps them mapped until exit)
+    dataset, mapped = synthetic_dataset(
+        args, config.image_height, config.image_width, config.crop_size, Path(tmp.name)
+    )
+    sources = {"memory": dataset, "memmap": mapped}
     order = np.random.default_rng(args.seed).permutation(len(dataset))
     b = args.batch_size
     batches = [order[i * b : (i + 1) * b].tolist() for i in range(args.warmup + args.steps)]
 
-    # The loader alone: item fetching (slicing + random crop) and collation, as the training loop does it.
-    started = time.perf_counter()
-    loaded = [collate_windows([dataset[i] for i in batch]) for batch in batches]
-    loader_windows_per_s = sum(map(len, batches)) / (time.perf_counter() - started)
-
-    # Ours: one window per row, loss on every valid timestep (the loader's work included in the timing).
-    targets, started = 0, 0.0
+    # The loader alone: item fetching (slicing + random crop) and collation, as the training loop does it;
+    # both frame sources batch by batch, in turns (which goes first alternates). No batch is kept: one path
+    # keeping its batches would leave the other to fault in fresh memory for every one of its own.
+    loader_s = dict.fromkeys(sources, 0.0)
     for k, batch in enumerate(batches):
-        if k == args.warmup:
-            targets, started = 0, time.perf_counter()
-        items = collate_windows([dataset[i] for i in batch])
-        images = images_to_tensor(items["images"])
-        _, loss = model(images, items["instruction"], items["valid"], None, items["tokens"])
-        optimizer_step(model, optimizer, loss)
-        targets += int(items["valid"].sum())
-    ours_s = time.perf_counter() - started
-    samples_per_s = targets / ours_s
-    windows_per_s = args.steps * b / ours_s
+        for name in sorted(sources, reverse=k % 2 == 1):
+            started = time.perf_counter()
+            collate_windows([sources[name][i] for i in batch])
+            loader_s[name] += time.perf_counter() - started
+    loader_rate = {name: sum(map(len, batches)) / seconds for name, seconds in loader_s.items()}
+    if args.loader_only:
+        return {
+            "preset": args.preset,
+            "batch_size": b,
+            "batches": len(batches),
+            "threads": torch.get_num_threads(),
+            "loader_windows_per_s": round(loader_rate["memory"], 1),
+            "memmap_loader_windows_per_s": round(loader_rate["memmap"], 1),
+            "memmap_loader_ratio": round(loader_rate["memmap"] / loader_rate["memory"], 3),
+        }
+
+    # Ours: one window per row, loss on every valid timestep (the loader's work included in the timing); the
+    # two frame sources take turns step by step on the same batches.
+    targets, ours_s = dict.fromkeys(sources, 0), dict.fromkeys(sources, 0.0)
+    for k, batch in enumerate(batches):
+        for name in sorted(sources, reverse=k % 2 == 1):
+            started = time.perf_counter()
+            items = collate_windows([sources[name][i] for i in batch])
+            images = images_to_tensor(items["images"])
+            _, loss = model(images, items["instruction"], items["valid"], None, items["tokens"])
+            optimizer_step(model, optimizer, loss)
+            if k >= args.warmup:
+                ours_s[name] += time.perf_counter() - started
+                targets[name] += int(items["valid"].sum())
+    samples_per_s = targets["memory"] / ours_s["memory"]
+    memmap_samples_per_s = targets["memmap"] / ours_s["memmap"]
+    windows_per_s = args.steps * b / ours_s["memory"]
+    loader_windows_per_s = loader_rate["memory"]
 
     # Naive: the same targets, one window each, fed `batch_size` windows per step.
+    loaded = [collate_windows([dataset[i] for i in batch]) for batch in batches]
     naive_targets, naive_s = 0, 0.0
     for k, items in enumerate(loaded):
         expanded = per_target_windows(items)
@@ -143,6 +182,9 @@ def measure(args: argparse.Namespace) -> dict:
         "naive_samples_per_s": round(naive_samples_per_s, 2),
         "ratio": round(samples_per_s / naive_samples_per_s, 2),
         "loader_windows_per_s": round(loader_windows_per_s, 1),
+        "memmap_samples_per_s": round(memmap_samples_per_s, 2),
+        "memmap_to_memory_ratio": round(memmap_samples_per_s / samples_per_s, 3),
+        "memmap_loader_windows_per_s": round(loader_rate["memmap"], 1),
         "loader_to_model_ratio": round(loader_windows_per_s / windows_per_s, 1),
     }
 
@@ -158,11 +200,16 @@ def main() -> None:
     parser.add_argument("--episode-length", type=int, default=14, help="frames per synthetic episode")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--loader-only",
+        action="store_true",
+        help="time the loader alone, frames in memory against memory-mapped (no model steps)",
+    )
     args = parser.parse_args()
     if (args.warmup + args.steps) * args.batch_size > args.episodes * args.episode_length:
         parser.error("not enough synthetic windows: raise --episodes")
     result = measure(args)
-    if args.json:
+    if args.json or args.loader_only:
         print(json.dumps(result))
         return
     print(
@@ -174,6 +221,10 @@ def main() -> None:
         f"({result['windows_per_s']:.1f} windows/s)"
     )
     print(
+        f"  ours, frames memory-mapped (memmap)  {result['memmap_samples_per_s']:8.1f} samples/s   "
+        f"{result['memmap_to_memory_ratio']:.3f}x the in-memory rate"
+    )
+    print(
         f"  naive (one window per target)        {result['naive_samples_per_s']:8.1f} samples/s   "
         f"{result['ratio']:.2f}x"
     )
@@ -181,6 +232,7 @@ def main() -> None:
         f"  loader alone                         {result['loader_windows_per_s']:8.1f} windows/s   "
         f"{result['loader_to_model_ratio']:.1f}x the model's rate"
     )
+    print(f"  loader alone, memmap                 {result['memmap_loader_windows_per_s']:8.1f} windows/s")
 
 
 if __name__ == "__main__":

@@ -435,6 +435,7 @@ class EvalConfig:
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted as well
 AMP_DTYPES = ("bf16", "fp16", "none")
 SCHEDULER_INTERVALS = ("epoch", "step")
+FRAME_CACHE_MODES = ("memmap", "memory")
 
 
 @dataclass(frozen=True)
@@ -499,6 +500,11 @@ class TrainConfig:
     run_name: str | None = None  # None: <config file stem>-<start time>, or the resumed checkpoint's folder
     seed: int = 3407  # IO's: model init, episode split, shuffling, augmentation
     num_workers: int = 0  # DataLoader worker processes (decoded frames are cached: workers only slice/crop)
+    # Where decoded frames live: "memmap", a cache on disk built once per dataset and image size, reused by
+    # later runs and shared by every rank and worker (rt1_sim/data/frame_cache.py); "memory": decoded into
+    # each process's RAM at every start. cache_dir: the cache's folder (None: next to the dataset).
+    frame_cache: str = "memmap"
+    cache_dir: str | None = None
     weight_decay: float = 0.01  # AdamW's default, as IO uses it
     grad_clip_norm: float = 1.0  # max global gradient norm; 0 disables clipping
     amp: str = "bf16"  # autocast dtype on GPU ("bf16", "fp16" with a GradScaler, "none"); CPU runs in fp32
@@ -554,6 +560,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.amp not in AMP_DTYPES:
             raise ValueError(f"amp must be one of {AMP_DTYPES}, got {self.amp!r}")
+        if self.frame_cache not in FRAME_CACHE_MODES:
+            raise ValueError(f"frame_cache must be one of {FRAME_CACHE_MODES}, got {self.frame_cache!r}")
         try:
             get_preset(self.preset, **self.network_configs)
         except ValueError as e:

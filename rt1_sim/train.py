@@ -54,7 +54,8 @@ from rt1_sim.checkpoint import (
 )
 from rt1_sim.config import EvalConfig, TrainConfig, add_override_argument, config_to_dict, load_config
 from rt1_sim.data.episodes import list_episodes
-from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, load_frame_cache, split_episodes
+from rt1_sim.data.frame_cache import frame_loader
+from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, split_episodes
 from rt1_sim.distributed import Distributed, launch_environment
 from rt1_sim.errors import ConfigError
 from rt1_sim.files import atomic_write_text
@@ -147,14 +148,14 @@ def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
         "seed": cfg.seed,
     }
     show = cfg.progress and job.is_main
-    train_cache = load_frame_cache(cfg.data_path, cfg.cam_view, train_ids, size, progress=show)
+    # The disk cache is opened (built by rank 0 while the other ranks wait) once, for both splits.
+    load_frames = frame_loader(cfg.frame_cache, cfg.data_path, cfg.cam_view, size, cfg.cache_dir, show)
+    train_cache = load_frames(train_ids)
     augment = RandomCrop(size, network.crop_size) if cfg.augment else None
     train = WindowDataset(train_cache, augment=augment, **common)
     val = None
     if val_ids:
-        val = WindowDataset(
-            load_frame_cache(cfg.data_path, cfg.cam_view, val_ids, size, progress=show), **common
-        )
+        val = WindowDataset(load_frames(val_ids), **common)
     if len(train) == 0:
         raise ConfigError(
             f"{source}: the training episodes give no window (episodes of one frame with predicting_next_ts)"

@@ -4,6 +4,7 @@ DDP run follows the single-process loss, train-then-evaluate works, and every ba
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -251,6 +252,48 @@ def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_p
     # The metrics file holds each step once: rows after the checkpoint were dropped, then redone.
     steps = pd.read_csv(tmp_path / "part" / METRICS_FILE).dropna(subset=["train/loss"])["step"]
     assert steps.is_unique and steps.max() == whole["step"]
+
+
+def test_memory_mapped_frames_train_exactly_like_frames_in_memory(
+    tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same seed gives the same batches and weights whether frames come from the disk cache (read by two
+    DataLoader workers) or from memory; the second memory-mapped run reuses the cache the first built."""
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path,
+        batch_size=4,
+        epochs=1,
+        max_steps=5,
+        num_train_episode=3,
+        num_val_episode=1,
+        deterministic=True,
+        log_every_steps=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    path = write_config(tmp_path / "m.json", config)
+    memory = run_train(path, "run_name=memory", "frame_cache=memory")
+    with caplog.at_level(logging.INFO, logger="rt1_sim.data.frame_cache"):
+        mapped = run_train(path, "run_name=mapped", "frame_cache=memmap", "num_workers=2")
+        built = caplog.text
+        caplog.clear()
+        again = run_train(path, "run_name=again", "frame_cache=memmap")
+    assert ": building (no cache yet)" in built and ": reused (dataset unchanged)" in caplog.text
+    assert memory["steps"] == mapped["steps"] == again["steps"] == 5
+    assert memory["val/loss"] == mapped["val/loss"] == again["val/loss"]
+    states = [
+        torch.load(tmp_path / run / LAST_CHECKPOINT, weights_only=True)
+        for run in ("memory", "mapped", "again")
+    ]
+    for key, tensor in states[0]["model"].items():
+        assert torch.equal(tensor, states[1]["model"][key]) and torch.equal(
+            tensor, states[2]["model"][key]
+        ), key
+    losses = [
+        pd.read_csv(tmp_path / run / METRICS_FILE)["train/loss"].dropna().tolist()
+        for run in ("memory", "mapped")
+    ]
+    assert losses[0] == losses[1]
 
 
 def test_two_process_gloo_ddp_follows_the_single_process_loss(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -54,7 +54,8 @@ class FrameCache:
     """Decoded episodes, concatenated: frame j of episode k is row `starts[k] + j` of every array."""
 
     views: tuple[str, ...]
-    frames: dict[str, np.ndarray]  # view -> (N, H, W, 3) uint8, at the network's image size
+    # view -> (N, H, W, 3) uint8 at the network's image size: an array, or frame_cache.MappedFrames (on disk)
+    frames: dict[str, np.ndarray]
     actions: np.ndarray  # (N, ACTION_SIZE) float32
     starts: np.ndarray  # (K + 1,) int64 offsets of the K episodes
     instructions: list[str]  # per episode
