@@ -38,6 +38,7 @@ class EvalJob:
     out: str
     record: str | None
     torch_threads: int | None
+    video_scale: int = 0  # camera images upscaled this many times in videos (0: auto, see video_scale_for)
 
 
 _worker: dict[str, Any] = {}  # this process's job, env and policy chooser
@@ -69,7 +70,7 @@ def run_episode(seed: int) -> dict[str, Any]:
         if not variation:
             variation.update(env.unwrapped.variation())
         if job.video != "none":
-            frames.append(video_frame(obs, len(frames), bool(info["is_success"])))
+            frames.append(video_frame(obs, len(frames), bool(info["is_success"]), job.video_scale))
         if recorder is not None:
             recorder(obs, info, action)
 
