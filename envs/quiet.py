@@ -13,10 +13,9 @@ from collections.abc import Iterator
 
 def _flush_c_stdio() -> None:
     """Flush C's stdio buffers (printf to a pipe is block-buffered: it would otherwise appear later)."""
-    try:
+    # no C library to load (e.g. Windows): nothing to flush
+    with contextlib.suppress(OSError, AttributeError, TypeError):
         ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError, TypeError):  # no C library to load (e.g. Windows): nothing to flush
-        pass
 
 
 @contextlib.contextmanager

@@ -152,7 +152,9 @@ def _open_dataset(out: Path, episodes: int, cfg: CollectConfig, overwrite: bool)
     if whole != list(range(len(whole))):
         raise DatasetError(f"{out}: episode folders are not numbered 0..{len(whole) - 1} ({whole[:5]}...)")
     if len(whole) > episodes:
-        raise OutputError(f"--out {out} already holds {len(whole)} episodes, more than the {episodes} asked for")
+        raise OutputError(
+            f"--out {out} already holds {len(whole)} episodes, more than the {episodes} asked for"
+        )
     first = out / cfg.views[0]
     metas = [_read_meta(first / EPISODE_DIR.format(i) / EPISODE_META_FILE) for i in whole]
     lengths = [m["steps"] for m in metas]
@@ -162,11 +164,16 @@ def _open_dataset(out: Path, episodes: int, cfg: CollectConfig, overwrite: bool)
 
 
 def collect(
-    out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, progress: bool = True, overwrite: bool = False
+    out: Path,
+    episodes: int,
+    cfg: CollectConfig,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Collect until `out` holds `episodes` episodes; resumes a dataset of the same settings, refuses any other
-    non-empty folder unless `overwrite`. Every input is checked (the env options by making the env once,
-    here) before anything is written. Returns a summary."""
+    """Collect until `out` holds `episodes` episodes; resumes a dataset of the same settings, refuses any
+    other non-empty folder unless `overwrite`. Every input is checked (the env options by making the env
+    once, here) before anything is written. Returns a summary."""
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
     if workers < 1:
@@ -276,9 +283,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replace what --out holds (a dataset of other settings, eval --record's rollouts) instead of "
         "refusing; files rt1-sim did not write are never removed",
     )
-    parser.add_argument("--episodes", type=int, required=True, help="number of episodes the dataset should hold")
-    parser.add_argument("--workers", type=int, default=1, help="parallel env processes (does not change the data)")
-    parser.add_argument("--config", type=Path, help="CollectConfig JSON (default: the CollectConfig defaults)")
+    parser.add_argument(
+        "--episodes", type=int, required=True, help="number of episodes the dataset should hold"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="parallel env processes (does not change the data)"
+    )
+    parser.add_argument(
+        "--config", type=Path, help="CollectConfig JSON (default: the CollectConfig defaults)"
+    )
     add_override_argument(parser, "env_options.num_distractors=2, noise=0.05")
     shorthand = parser.add_argument_group("shorthands", "each is the same as --set of the key it names")
     shorthand.add_argument(

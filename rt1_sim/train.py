@@ -90,10 +90,30 @@ RUN_ENTRIES = (
 # train/validation split, the model or the optimisation (those are refused: the checkpoint's state follows
 # them).
 RESUME_MAY_CHANGE = (
-    "mode", "device", "log_dir", "run_name", "epochs", "max_steps", "resume", "resume_from_checkpoint",
-    "world_size", "dist_url", "val_interval", "num_val_threads", "num_eval_threads", "num_workers",
-    "imagenet_weights", "checkpoint_every_steps", "log_every_steps", "tensorboard", "progress",
-    "deterministic", "torch_threads", "eval_config", "eval_every_epochs", "eval_episodes",
+    "mode",
+    "device",
+    "log_dir",
+    "run_name",
+    "epochs",
+    "max_steps",
+    "resume",
+    "resume_from_checkpoint",
+    "world_size",
+    "dist_url",
+    "val_interval",
+    "num_val_threads",
+    "num_eval_threads",
+    "num_workers",
+    "imagenet_weights",
+    "checkpoint_every_steps",
+    "log_every_steps",
+    "tensorboard",
+    "progress",
+    "deterministic",
+    "torch_threads",
+    "eval_config",
+    "eval_every_epochs",
+    "eval_episodes",
     "scheduler_configs.verbose",
 )
 # Keys a training checkpoint adds to the model's (rt1_sim.checkpoint.MODEL_KEYS). "step" counts optimizer
@@ -780,7 +800,9 @@ def train(
         # dimensions (same memory layout); DDP's warning about it is a false positive.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         t.model = DistributedDataParallel(t.raw, device_ids=[device] if device.type == "cuda" else None)
-    sampler = DistributedSampler(t.data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed)
+    sampler = DistributedSampler(
+        t.data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed
+    )
     with run_folder_open(t, checked):
         _log_start(t)
         t.started = time.perf_counter()

@@ -161,14 +161,29 @@ def _nothing() -> None:
 
 
 def test_a_worker_that_dies_ends_the_run_with_one_error() -> None:
-    with worker_pool(2, _nothing, (), _nothing) as imap, pytest.raises(UserError, match="worker process died"):
+    with (
+        worker_pool(2, _nothing, (), _nothing) as imap,
+        pytest.raises(UserError, match="worker process died"),
+    ):
         list(imap(_die, range(4)))
 
 
 def test_bad_env_option_with_two_workers_fails_at_once_and_writes_nothing(tmp_path):
     out = tmp_path / "x_out"
-    cmd = [sys.executable, "-m", "rt1_sim.cli", "collect", "--out", str(out), "--episodes", "2",
-           "--workers", "2", "--env-option", 'cube_color="pink"']
+    cmd = [
+        sys.executable,
+        "-m",
+        "rt1_sim.cli",
+        "collect",
+        "--out",
+        str(out),
+        "--episodes",
+        "2",
+        "--workers",
+        "2",
+        "--env-option",
+        'cube_color="pink"',
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert "cube_color" in proc.stderr and "pink" in proc.stderr
@@ -183,15 +198,18 @@ def test_a_failed_collect_does_not_poison_its_folder(tmp_path):
     assert collect(out, 1, CollectConfig(), progress=False)["episodes"] == 1  # the corrected command runs
 
 
-@pytest.mark.parametrize("args, names", [
-    (["--episodes", "0"], "--episodes"),
-    (["--workers", "0"], "--workers"),
-    (["--seed", "-5"], "seed"),
-    (["--image-size", "0", "0"], "--image-size"),
-    (["--views", "top"], "views"),
-    (["--env-option", "colour=red"], "'colour'"),
-    (["--env-option", "x_range=[0.7,0.4]"], "x_range"),
-])
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--episodes", "0"], "--episodes"),
+        (["--workers", "0"], "--workers"),
+        (["--seed", "-5"], "seed"),
+        (["--image-size", "0", "0"], "--image-size"),
+        (["--views", "top"], "views"),
+        (["--env-option", "colour=red"], "'colour'"),
+        (["--env-option", "x_range=[0.7,0.4]"], "x_range"),
+    ],
+)
 def test_each_mistake_is_one_line_naming_the_option(tmp_path, capsys, args, names):
     out = tmp_path / "out"
     argv = ["collect", "--out", str(out), "--episodes", "1", *args]
@@ -261,7 +279,8 @@ def test_io_file_names_round_trip(tiny_dataset, tmp_path):
         assert {"result.csv", "result_raw.csv"} <= names and not names & {"results.csv", "results_raw.csv"}
         for name, plural in [("result.csv", "results.csv"), ("result_raw.csv", "results_raw.csv")]:
             assert (out / view / "data_001" / name).read_bytes() == (
-                tiny_dataset / view / "data_001" / plural).read_bytes()
+                tiny_dataset / view / "data_001" / plural
+            ).read_bytes()
     assert list_episodes(out, CAMERA_NAMES) == list_episodes(tiny_dataset, CAMERA_NAMES)[:2]
     for i in range(2):
         ours, io = read_episode(tiny_dataset, CAMERA_NAMES, i), read_episode(out, CAMERA_NAMES, i)

@@ -316,7 +316,9 @@ def test_default_run_folder_is_new_per_run_and_names_the_checkpoints_run():
     assert eval_cli.default_out(replace(config, policy=EvalPolicyConfig(name="scripted"))).name.startswith(
         "default_scripted_"
     )
-    bundled = eval_cli.default_out(replace(config, policy=EvalPolicyConfig(name="auto")))  # the bundled checkpoint
+    bundled = eval_cli.default_out(
+        replace(config, policy=EvalPolicyConfig(name="auto"))
+    )  # the bundled checkpoint
     assert bundled.name.startswith(
         "default_rt1_cpu_" if bundled_checkpoint().is_file() else "default_scripted_"
     )

@@ -358,7 +358,10 @@ def test_a_new_run_refuses_a_run_folder_that_holds_files(tiny_dataset: Path, tmp
 def test_run_folder_and_eval_suite_are_checked_before_the_data(tmp_path: Path) -> None:
     """The data path does not exist: the errors below must come first (they are found before loading data)."""
     config = {
-        "data_path": str(tmp_path / "no_data"), "log_dir": str(tmp_path), "preset": "micro", "device": "cpu"
+        "data_path": str(tmp_path / "no_data"),
+        "log_dir": str(tmp_path),
+        "preset": "micro",
+        "device": "cpu",
     }
     suite = write_config(tmp_path / "suite.json", {"episodes": 1, "env_options": {"num_distractor": 1}})
     path = write_config(tmp_path / "s.json", {**config, "eval_config": str(suite)})
@@ -393,11 +396,14 @@ def test_smoke_config_fits_twenty_episodes_and_is_suggested_for_small_datasets()
         split_episodes(20, bundled.num_train_episode, bundled.num_val_episode, bundled.seed)
 
 
-@pytest.mark.parametrize("override, key", [
-    ("lr=NaN", "'lr' must be a finite number"),
-    ("lr=-Infinity", "'lr' must be a finite number"),
-    ("network_configs.efficientnet_width_mult=NaN", "efficientnet_width_mult"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("lr=NaN", "'lr' must be a finite number"),
+        ("lr=-Infinity", "'lr' must be a finite number"),
+        ("network_configs.efficientnet_width_mult=NaN", "efficientnet_width_mult"),
+    ],
+)
 def test_non_finite_numbers_are_refused_naming_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=f"--set {override}.*{key}"):
         load_config(TrainConfig, None, [override])

@@ -106,7 +106,8 @@ def write_episode_dir(folder: Path, view: str, episode: Episode, io_names: bool 
             folder / RGB_DIR / IMAGE_NAME.format(i + 1), compress_level=PNG_COMPRESS_LEVEL
         )
     pd.DataFrame(episode.actions.astype(np.float64), columns=list(RESULTS_COLUMNS)).to_csv(
-        folder / RESULTS_FILES[names], index=False, float_format="%.9g")
+        folder / RESULTS_FILES[names], index=False, float_format="%.9g"
+    )
     raw = pd.DataFrame(episode.raw_states, columns=list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS))
     raw[TASK_COLUMN] = episode.instruction.replace(" ", "_")
     raw.to_csv(folder / RAW_FILES[names], index=False, float_format="%.9g")
@@ -119,8 +120,9 @@ def staging_dirs(root: Path, views: Sequence[str], tag: str) -> dict[str, Path]:
     return {v: Path(root) / v / f"{TMP_PREFIX}{tag}" for v in views}
 
 
-def stage_episode(root: Path, views: Sequence[str], tag: str, episode: Episode,
-                  io_names: bool = False) -> dict[str, Path]:
+def stage_episode(
+    root: Path, views: Sequence[str], tag: str, episode: Episode, io_names: bool = False
+) -> dict[str, Path]:
     """Write an episode into hidden per-view staging folders; `commit_episode` makes it visible."""
     dirs = staging_dirs(root, views, tag)
     for v, d in dirs.items():
@@ -207,7 +209,7 @@ def _read_lengths(info_path: Path) -> list[int]:
     except FileNotFoundError:
         raise DatasetError(f"{info_path}: missing (it lists every episode's length)") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-        raise DatasetError(f"{info_path}: expected {{\"episode_length\": [...]}} ({e})") from None
+        raise DatasetError(f'{info_path}: expected {{"episode_length": [...]}} ({e})') from None
     if not isinstance(lengths, list) or not all(isinstance(n, int) and n > 0 for n in lengths):
         raise DatasetError(f"{info_path}: episode_length must be a list of positive integers")
     return [int(n) for n in lengths]

@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         out = args.out or default_out(config)
-        workers = args.workers if args.workers is not None else max(1, available_cores() // job.local_world_size)
+        workers = (
+            args.workers if args.workers is not None else max(1, available_cores() // job.local_world_size)
+        )
         report = evaluate(
             config,
             out,

@@ -235,7 +235,9 @@ def evaluate(
     )
     with log_to_file(where.out / LOG_FILE if log_file and job.is_main else None, mode="w"):
         start = time.perf_counter()
-        outcomes = run_shard(episode_job, seeds, workers, rt1 if workers == 1 else None, progress and job.is_main)
+        outcomes = run_shard(
+            episode_job, seeds, workers, rt1 if workers == 1 else None, progress and job.is_main
+        )
         if dist is not None:
             gathered: list[Any] = [None] * job.world_size
             dist.all_gather_object(gathered, outcomes)
