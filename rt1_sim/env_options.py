@@ -41,6 +41,7 @@ def checked_env(
 ) -> gym.Env:
     """The env made with `options` and reset once, so that a bad name or value fails here as one ConfigError
     naming `source` (an option or a file) and the option; the caller closes the env."""
+    option_names(env_id, source)  # an unknown env_id fails here, with no option given too
     for key in options:
         check_option_name(env_id, key, source, prefix)
     label = f"{prefix.rstrip('.')}: " if prefix else ""
