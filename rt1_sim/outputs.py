@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from rt1_sim.errors import OutputError
 
 def check_writable(path: str | Path, what: str) -> Path:
     """Refuse an output folder that cannot be created or written: an existing file on its path, or a read-only
-    or unwritable parent. Reads only; the message names `what` (the option) and the path."""
+    or unwritable parent (a probe file is created there and removed at once). The message names `what` (the
+    option) and the path."""
     path = Path(path)
     ancestor = path
     while not ancestor.exists() and ancestor != ancestor.parent:
@@ -28,6 +30,12 @@ def check_writable(path: str | Path, what: str) -> Path:
         raise OutputError(f"{what} {path}: {where}; choose a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise OutputError(f"{what} {path}: {ancestor} is not writable (read-only file system or permissions)")
+    try:  # what os.access cannot know (e.g. root on a file system that refuses writes): try, leave nothing
+        fd, probe = tempfile.mkstemp(dir=ancestor, prefix=".rt1-sim-write-check-")
+    except OSError as e:
+        raise OutputError(f"{what} {path}: cannot write in {ancestor} ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
