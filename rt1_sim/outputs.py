@@ -57,8 +57,7 @@ def prepare_folder(path: str | Path, what: str, ours: Iterable[str], overwrite: 
             f"{what} {path}: already holds {_listing(names)}; choose a new folder, or pass --overwrite to "
             "replace that run"
         )
-    ours = set(ours)
-    foreign = [n for n in names if n not in ours]
+    foreign = [n for n in names if not _is_ours(n, set(ours))]
     if foreign:
         raise OutputError(
             f"{what} {path}: holds files rt1-sim does not write here ({_listing(foreign)}); --overwrite "
@@ -77,6 +76,15 @@ def make_folder(path: str | Path, what: str, remove: Iterable[Path] = ()) -> Pat
     except OSError as e:
         raise OutputError(f"{what} {path}: cannot write there ({e.strerror or e})") from None
     return path
+
+
+def _is_ours(name: str, ours: set[str]) -> bool:
+    """One of `ours`, or the temporary file of an atomic write of one (".checkpoint_last.x1y2.tmp.pt", left
+    by a killed run)."""
+    if name in ours:
+        return True
+    stems = {Path(o).stem for o in ours}
+    return name.startswith(".") and ".tmp" in name and name[1:].split(".")[0] in stems
 
 
 def _listing(names: list[str], limit: int = 4) -> str:
