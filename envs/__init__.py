@@ -2,7 +2,10 @@
 
 import gymnasium
 
-from envs.panda_pick import PandaPickEnv
+from envs.quiet import quiet_c_output
+
+with quiet_c_output():  # pybullet prints its build time when first imported
+    from envs.panda_pick import PandaPickEnv
 
 MAX_EPISODE_STEPS = 80  # 8 s at 10 Hz; the scripted expert needs about 40 control steps
 

@@ -10,6 +10,8 @@ import pybullet
 import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
+from envs.quiet import quiet_c_output
+
 
 @dataclass(frozen=True)
 class CameraConfig:
@@ -35,7 +37,8 @@ class Sim:
     """Owns one headless (DIRECT) PyBullet client; several instances in one process never interfere."""
 
     def __init__(self, timestep: float = 1.0 / 240.0, solver_iterations: int = 50) -> None:
-        self.client = BulletClient(connection_mode=pybullet.DIRECT)
+        with quiet_c_output():  # connecting prints "argv[0]=" from C
+            self.client = BulletClient(connection_mode=pybullet.DIRECT)
         self.timestep = timestep
         self.solver_iterations = solver_iterations
         self.bodies: dict[str, int] = {}

@@ -9,11 +9,11 @@ index(family) * family_seed_stride`, so every cell of every policy meets the sam
 be compared pair by pair (`rt1-sim compare`).
 
 Each cell is an ordinary `rt1-sim eval` run folder (`<out>/<split>/<family>/results.json`, `episodes.csv`),
-plus two example episodes re-run with video (the lowest-seed success and failure; runs are seed-exact, so the
-re-run reproduces the episode). A re-run with the same `--out` reuses every cell whose config, checkpoint and
-seeds match, so a killed benchmark continues where it stopped. At the end `benchmark.json` (every cell),
-`benchmark.md` (the table) and `report.html` (one self-contained page: table, bar chart with Wilson whiskers,
-example videos) are written atomically.
+plus two example episodes re-run with video into `<out>/examples/<split>/<family>/` (the lowest-seed success
+and failure; runs are seed-exact, so the re-run reproduces the episode). A re-run with the same `--out` reuses
+every cell whose config, checkpoint and seeds match, so a killed benchmark continues where it stopped. At the
+end `benchmark.json` (every cell), `benchmark.md` (the table) and `report.html` (one self-contained page:
+table, bar chart with Wilson whiskers, example videos) are written atomically.
 """
 
 from __future__ import annotations
@@ -170,20 +170,21 @@ def _reusable(results_file: Path, config: EvalConfig, checkpoint_sha256: str | N
     return results if same else None
 
 
-def _example(cell_dir: Path, config: EvalConfig, row: dict[str, Any], workers: int) -> str:
+def _example(out: Path, cell: Cell, row: dict[str, Any]) -> str:
     """Re-run one episode with video (seed-exact, so it reproduces `row`); returns the video's path."""
     seed = row["seed"]
-    folder = cell_dir / EXAMPLES_DIR / f"seed_{seed}"
+    config = cell.config
+    folder = out / EXAMPLES_DIR / cell.folder / f"seed_{seed}"
     one = dataclasses.replace(config, episodes=1, seed_start=seed)
     existing = _reusable(folder / RESULTS_FILE, one, _checkpoint_sha(config))
-    results = existing or evaluate(one, folder, workers=1, video="all", progress=False).results
+    results = existing or evaluate(one, folder, video="all", progress=False, overwrite=True).results
     again = results["per_episode"][0]
     if again["success"] != row["success"] or again["steps"] != row["steps"]:
         raise RuntimeError(
             f"{config.name} seed {seed}: the re-run with video ended differently "
             f"(success {again['success']}, {again['steps']} steps vs {row['success']}, {row['steps']})"
         )
-    return str((folder / again["video"]).relative_to(cell_dir.parent.parent))
+    return (folder / again["video"]).relative_to(out).as_posix()
 
 
 def _checkpoint_sha(config: EvalConfig) -> str | None:
@@ -200,7 +201,9 @@ def run_cell(out: Path, cell: Cell, workers: int, examples: bool = True) -> dict
     results = _reusable(cell_dir / RESULTS_FILE, cell.config, _checkpoint_sha(cell.config))
     reused = results is not None
     if results is None:
-        results = evaluate(cell.config, cell_dir, workers=workers, video="none", progress=False).results
+        results = evaluate(
+            cell.config, cell_dir, workers, video="none", progress=False, overwrite=True
+        ).results
     rows = results["per_episode"]
     entry.update(
         status="reused" if reused else "done",
@@ -213,7 +216,7 @@ def run_cell(out: Path, cell: Cell, workers: int, examples: bool = True) -> dict
     if examples:
         for label, wanted in (("success", True), ("failure", False)):
             row = next((r for r in rows if bool(r["success"]) == wanted), None)
-            entry["examples"][label] = _example(cell_dir, cell.config, row, workers) if row else None
+            entry["examples"][label] = _example(out, cell, row) if row else None
     return entry
 
 

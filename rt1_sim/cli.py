@@ -19,7 +19,7 @@ from rt1_sim.logs import setup_logging
 SUBCOMMANDS = {
     "collect": ("rt1_sim.collect", "collect scripted-expert demonstrations into a dataset (IO layout)"),
     "train": ("rt1_sim.train", "train RT-1 on a dataset"),
-    "eval": ("rt1_sim.eval.cli", "closed-loop evaluation of a policy: success rate with a 95% interval"),
+    "eval": ("rt1_sim.eval.cli", "closed-loop evaluation of a policy: success rate with a 95%% interval"),
     "compare": ("rt1_sim.compare", "compare two eval/benchmark folders run on the same seeds (paired test)"),
     "benchmark": (
         "rt1_sim.benchmark",
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        # argparse %-formats help strings (hence "95%%"); a description is printed as it is
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text.replace("%%", "%"))
         if name == chosen:  # only the chosen subcommand's module is imported
             importlib.import_module(module_name).add_arguments(sub_parser)
     args = parser.parse_args(argv)

@@ -21,9 +21,10 @@ import gymnasium as gym
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the envs)
-from envs.spaces import EPISODE_DIR, EPISODE_META_FILE
-from rt1_sim.config import DEFAULT_ENV_ID, CollectConfig, add_override_argument, load_config
+from envs.spaces import CAMERA_NAMES, EPISODE_DIR, EPISODE_META_FILE
+from rt1_sim.config import CollectConfig, add_override_argument, load_config
 from rt1_sim.data.episodes import (
+    RECORD_CONFIG_FILE,
     EpisodeRecorder,
     clean_incomplete,
     commit_episode,
@@ -32,8 +33,10 @@ from rt1_sim.data.episodes import (
     staging_dirs,
     write_dataset_info,
 )
-from rt1_sim.errors import ConfigError, OutputError, UserError
+from rt1_sim.env_options import checked_env
+from rt1_sim.errors import ConfigError, DatasetError, OutputError, UserError
 from rt1_sim.files import atomic_write_text
+from rt1_sim.outputs import check_writable, make_folder, prepare_folder
 from rt1_sim.policy import make_expert
 from rt1_sim.pool import worker_pool
 from rt1_sim.rollout import rollout
@@ -70,35 +73,60 @@ def _collect_one(seed: int) -> dict[str, Any]:
     }
     kept = result.success or cfg.keep_failures
     if kept:
-        stage_episode(_worker["root"], cfg.views, f"seed{seed}", recorder.episode(result.instruction, meta))
+        episode = recorder.episode(result.instruction, meta)
+        stage_episode(_worker["root"], cfg.views, f"seed{seed}", episode, io_names=cfg.io_file_names)
     return {**meta, "kept": kept, "length": result.steps}
 
 
 # ---- parent side ----
 def _check_resumable(root: Path, cfg: CollectConfig) -> None:
-    """Refuse to extend a dataset that was collected with different settings."""
+    """Refuse to extend a dataset that was collected with different settings (a key the file lacks was
+    written before the key existed: it has its default, e.g. env_id)."""
     path = root / CONFIG_FILE
-    if not path.exists():
-        return
     try:
         saved = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise OutputError(f"{path}: not valid JSON ({e}); remove it or collect into a new folder") from None
-    saved.setdefault("env_id", DEFAULT_ENV_ID)  # datasets collected before env_id was a key
-    diff = {k: (saved.get(k), v) for k, v in cfg.to_json().items() if saved.get(k) != v}
+    if not isinstance(saved, dict):
+        raise OutputError(f"{path}: expected a JSON object; remove it or collect into a new folder")
+    on_disk = {k: saved.get(k, default) for k, default in CollectConfig().to_json().items()}
+    diff = {k: (on_disk[k], v) for k, v in cfg.to_json().items() if on_disk[k] != v}
     if diff:
         details = ", ".join(f"{k}: {old!r} on disk vs {new!r} now" for k, (old, new) in diff.items())
-        raise OutputError(f"{root} was collected with other settings ({details}); use a new --out folder")
+        raise OutputError(
+            f"{root} was collected with other settings ({details}); use a new --out folder, or --overwrite "
+            "to replace it"
+        )
 
 
-def _check_env(cfg: CollectConfig) -> None:
-    """Make the env once here, so that a bad env option fails before any worker starts."""
+def _prepare_out(out: Path, cfg: CollectConfig, overwrite: bool) -> tuple[list[Path], bool]:
+    """What --overwrite removes, and whether `out` is a dataset of the same settings to resume; reads only.
+    A folder that holds anything but an rt1-sim collect dataset is refused (eval --record's recordings too:
+    expert episodes are never appended to a policy's rollouts)."""
+    check_writable(out, "--out")
+    if not overwrite and (out / RECORD_CONFIG_FILE).exists():
+        raise OutputError(
+            f"--out {out}: holds rollouts recorded by `rt1-sim eval --record` ({RECORD_CONFIG_FILE}); "
+            "collect into a new folder, or pass --overwrite to replace them"
+        )
+    if not overwrite and (out / CONFIG_FILE).is_file():
+        _check_resumable(out, cfg)
+        return [], True
+    return prepare_folder(out, "--out", {CONFIG_FILE, RECORD_CONFIG_FILE, *CAMERA_NAMES}, overwrite), False
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """A committed episode's episode.json (seed and length), or a DatasetError naming the file."""
+    advice = "remove its episode folder from every view to resume"
     try:
-        gym.make(cfg.env_id, **cfg.env_options).close()
-    except gym.error.Error as e:
-        raise ConfigError(f"env_id {cfg.env_id!r}: {e}") from None
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"env_options: {e}") from None
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing; {advice}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: not valid JSON ({e}); {advice}") from None
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), int) for k in ("seed", "steps")):
+        raise DatasetError(f"{path}: expected integer 'seed' and 'steps'; {advice}")
+    return meta
 
 
 @dataclass
@@ -113,18 +141,22 @@ class _Progress:
     committed: list[int] = field(default_factory=list)
 
 
-def _open_dataset(out: Path, episodes: int, cfg: CollectConfig) -> _Progress:
-    """Create or resume `out`: check its settings, clear staging leftovers, read what is already committed."""
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resumable(out, cfg)
-    atomic_write_text(out / CONFIG_FILE, json.dumps(cfg.to_json(), indent=1, sort_keys=True))
+def _open_dataset(out: Path, episodes: int, cfg: CollectConfig, overwrite: bool) -> _Progress:
+    """Create or resume `out` once every check has passed: write its settings first (a folder killed at any
+    later point is one this command resumes), clear staging leftovers, read what is already committed."""
+    remove, resuming = _prepare_out(out, cfg, overwrite)
+    make_folder(out, "--out", remove)
+    if not resuming:
+        atomic_write_text(out / CONFIG_FILE, json.dumps(cfg.to_json(), indent=1, sort_keys=True))
     whole = clean_incomplete(out, cfg.views)
     if whole != list(range(len(whole))):
-        raise OutputError(f"{out}: episode folders are not numbered 0..{len(whole) - 1} ({whole[:5]}...)")
+        raise DatasetError(f"{out}: episode folders are not numbered 0..{len(whole) - 1} ({whole[:5]}...)")
     if len(whole) > episodes:
-        raise OutputError(f"{out} already holds {len(whole)} episodes, more than the {episodes} asked for")
+        raise OutputError(
+            f"--out {out} already holds {len(whole)} episodes, more than the {episodes} asked for"
+        )
     first = out / cfg.views[0]
-    metas = [json.loads((first / EPISODE_DIR.format(i) / EPISODE_META_FILE).read_text()) for i in whole]
+    metas = [_read_meta(first / EPISODE_DIR.format(i) / EPISODE_META_FILE) for i in whole]
     lengths = [m["steps"] for m in metas]
     write_dataset_info(out, cfg.views, lengths)
     next_seed = max((m["seed"] for m in metas), default=cfg.seed - 1) + 1
@@ -132,16 +164,23 @@ def _open_dataset(out: Path, episodes: int, cfg: CollectConfig) -> _Progress:
 
 
 def collect(
-    out: Path, episodes: int, cfg: CollectConfig, workers: int = 1, progress: bool = True
+    out: Path,
+    episodes: int,
+    cfg: CollectConfig,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Collect until `out` holds `episodes` episodes; resumes whatever is already there. Returns a summary."""
+    """Collect until `out` holds `episodes` episodes; resumes a dataset of the same settings, refuses any
+    other non-empty folder unless `overwrite`. Every input is checked (the env options by making the env
+    once, here) before anything is written. Returns a summary."""
     if episodes < 1:
-        raise ConfigError(f"episodes must be >= 1, got {episodes}")
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
     if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
-    _check_env(cfg)
-    state = _open_dataset(out, episodes, cfg)
+    checked_env(cfg.env_id, cfg.env_options, "env_options", max_episode_steps=cfg.max_steps).close()
+    state = _open_dataset(out, episodes, cfg, overwrite)
     # the expert succeeds in ~100% of episodes: far fewer means a broken setup
     max_attempts = 2 * episodes + 20
     start = time.perf_counter()
@@ -232,7 +271,17 @@ SHORTHANDS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out", type=Path, required=True, help="dataset folder (created, or resumed if it exists)"
+        "--out",
+        type=Path,
+        required=True,
+        help="dataset folder: new or empty; an rt1-sim collect dataset of the same settings is resumed; "
+        "anything else is refused unless --overwrite",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what --out holds (a dataset of other settings, eval --record's rollouts) instead of "
+        "refusing; files rt1-sim did not write are never removed",
     )
     parser.add_argument(
         "--episodes", type=int, required=True, help="number of episodes the dataset should hold"
@@ -250,6 +299,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     shorthand.add_argument("--noise", type=float, help="expert action noise, fraction of the action bounds")
     shorthand.add_argument("--keep-failures", action="store_true", help="also keep failed expert episodes")
+    shorthand.add_argument(
+        "--io-names",
+        action="store_true",
+        help="name the CSVs result.csv / result_raw.csv, as IO's published loader reads them "
+        "(--set io_file_names=true; rt1-sim reads both spellings)",
+    )
     shorthand.add_argument("--max-steps", type=int, help="episode step limit (--set max_steps=N)")
     shorthand.add_argument("--views", nargs="+", help="cameras to record (--set 'views=[\"front\"]')")
     shorthand.add_argument(
@@ -277,6 +332,10 @@ def shorthand_overrides(args: argparse.Namespace) -> list[str]:
     ]
     if args.keep_failures:
         overrides.append("keep_failures=true")
+    if args.io_names:
+        overrides.append("io_file_names=true")
+    if args.image_size is not None and min(args.image_size) < 1:
+        raise ConfigError(f"--image-size must be two positive integers (H W), got {args.image_size}")
     for text in args.env_option:
         if "=" not in text or text.startswith("="):
             raise ConfigError(f"--env-option {text!r}: expected KEY=VALUE")
@@ -286,6 +345,6 @@ def shorthand_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(CollectConfig, args.config, [*args.overrides, *shorthand_overrides(args)])
-    summary = collect(args.out, args.episodes, cfg, workers=args.workers)
+    summary = collect(args.out, args.episodes, cfg, workers=args.workers, overwrite=args.overwrite)
     print(json.dumps(summary))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -246,6 +247,8 @@ def _check_value(value: Any, hint: Any, key: str, source: str) -> Any:
     ):
         return value
     elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # JSON has no NaN or Infinity, but Python's parser accepts them
+            raise ConfigError(f"{source}: key {key!r} must be a finite number, got {value!r}")
         return float(value)
     elif origin is tuple and isinstance(value, (list, tuple)):
         if len(args) == 2 and args[1] is Ellipsis:
@@ -341,16 +344,21 @@ class CollectConfig:
     views: tuple[str, ...] = CAMERA_NAMES
     env_id: str = DEFAULT_ENV_ID  # a registered gymnasium id
     env_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # the env's keyword options
+    # Name the CSVs result.csv / result_raw.csv, as IO's published loader reads them (IO's README and our
+    # default say results.csv / results_raw.csv; rt1-sim reads both).
+    io_file_names: bool = False
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0 (env seeds are non-negative), got {self.seed}")
         if self.noise < 0:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         unknown = [v for v in self.views if v not in CAMERA_NAMES]
-        if not self.views or unknown:
+        if not self.views or unknown or len(set(self.views)) != len(self.views):
             raise ValueError(
-                f"views must be a non-empty subset of {list(CAMERA_NAMES)}, got {list(self.views)}"
+                f"views must be distinct camera names out of {list(CAMERA_NAMES)}, got {list(self.views)}"
             )
         if not self.env_id:
             raise ValueError("env_id must not be empty")

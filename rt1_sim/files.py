@@ -15,6 +15,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def default_file_mode() -> int:
+    """0o666 less the process umask: the mode `open()` gives a new file (mkstemp's 0o600 would hide results,
+    datasets and checkpoints from the user's group)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _fsync_dir(folder: Path) -> None:
     """Persist a rename (the folder entry); not possible on every platform, where it is skipped."""
     try:
@@ -44,6 +52,7 @@ def atomic_path(path: str | Path, tmp_prefix: str = ".") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

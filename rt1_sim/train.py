@@ -57,7 +57,7 @@ from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.frame_cache import frame_loader
 from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, split_episodes
 from rt1_sim.distributed import Distributed, launch_environment
-from rt1_sim.errors import ConfigError
+from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.files import atomic_write_text
 from rt1_sim.logs import log_to_file
 from rt1_sim.model.action_tokenizer import ActionTokenizer
@@ -68,17 +68,60 @@ from rt1_sim.model.instruction import (
     recorded_encoder,
 )
 from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
+from rt1_sim.outputs import check_writable, make_folder, prepare_folder
 from rt1_sim.preprocess import images_to_tensor
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "train_config.json"
 LOG_FILE = "train.log"
+RUN_FOLDER = "run folder (log_dir/run_name)"  # how errors name it
 METRICS_FILE = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 LAST_CHECKPOINT = "checkpoint_last.pt"
 BEST_CHECKPOINT = "checkpoint_best.pt"
 EVAL_DIR = "eval"
+# What a run writes into its folder (rt1-sim plot adds learning_curve.png): what --overwrite may replace.
+RUN_ENTRIES = (
+    CONFIG_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    TENSORBOARD_DIR,
+    LAST_CHECKPOINT,
+    BEST_CHECKPOINT,
+    EVAL_DIR,
+    "learning_curve.png",
+)
+# Keys a resumed run may change: they set how long, where and how visibly it runs, never the data order, the
+# train/validation split, the model or the optimisation (those are refused: the checkpoint's state follows
+# them).
+RESUME_MAY_CHANGE = (
+    "mode",
+    "device",
+    "log_dir",
+    "run_name",
+    "epochs",
+    "max_steps",
+    "resume",
+    "resume_from_checkpoint",
+    "world_size",
+    "dist_url",
+    "val_interval",
+    "num_val_threads",
+    "num_eval_threads",
+    "num_workers",
+    "imagenet_weights",
+    "checkpoint_every_steps",
+    "log_every_steps",
+    "tensorboard",
+    "progress",
+    "deterministic",
+    "torch_threads",
+    "eval_config",
+    "eval_every_epochs",
+    "eval_episodes",
+    "scheduler_configs.verbose",
+)
 # Keys a training checkpoint adds to the model's (rt1_sim.checkpoint.MODEL_KEYS). "step" counts optimizer
 # steps done; "epoch" / "epoch_step" say where the next step is (that epoch, after that many of its batches).
 TRAIN_KEYS = ("optimizer", "scheduler", "step", "epoch", "epoch_step", "rng", "config")
@@ -352,6 +395,104 @@ def _broadcast(value: Any, job: Distributed) -> Any:
     return box[0]
 
 
+# ---------------------------------------------------------------- checks before anything is written
+@dataclass
+class Preflight:
+    """What `preflight` checked: the eval suite, the checkpoint state to resume, the run folder and what
+    --overwrite removes from it."""
+
+    suite: EvalConfig | None
+    state: dict[str, Any] | None
+    run_dir: Path
+    remove: list[Path]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: str) -> None:
+    """Refuse to resume with settings that change the data order, split, model or optimisation: one error
+    listing every differing key, and the keys a resumed run may change."""
+    now, before = _flat(config_to_dict(cfg.resolved())), _flat(saved)
+    diff = [k for k in now if k not in RESUME_MAY_CHANGE and k in before and before[k] != now[k]]
+    if diff:
+        details = "; ".join(f"{k}: {before[k]!r} in the checkpoint, {now[k]!r} now" for k in diff)
+        raise ConfigError(
+            f"resume from {path}: the run was trained with other settings ({details}); these fix the data "
+            "order, split, model or optimisation, so a resumed run keeps them. A resumed run may change "
+            f"only {', '.join(RESUME_MAY_CHANGE)}; start a new run to change the others"
+        )
+
+
+def _check_suite(cfg: TrainConfig) -> EvalConfig | None:
+    """The eval suite with its env options checked (by making its env once), before any data is loaded."""
+    if not cfg.eval_config:
+        return None
+    from rt1_sim.eval.harness import check_suite  # the simulator is imported only when the run evaluates
+
+    suite = load_config(EvalConfig, cfg.eval_config)
+    if cfg.eval_episodes is not None:
+        suite = dataclasses.replace(suite, episodes=cfg.eval_episodes)
+    network = cfg.network
+    check_suite(suite, (network.image_height, network.image_width), f"eval_config {cfg.eval_config}")
+    return suite
+
+
+def _check_resume(cfg: TrainConfig, device: torch.device, source: str) -> dict[str, Any] | None:
+    """The checkpoint to resume, refused when its settings differ or nothing is left to train."""
+    if not cfg.resume:
+        return None
+    path = cfg.resume_from_checkpoint
+    if not path:
+        raise ConfigError(f"{source}: resume is true but resume_from_checkpoint is empty")
+    state = load_checkpoint(path, required=MODEL_KEYS + TRAIN_KEYS, map_location=device)
+    check_resume_config(state["config"], cfg, path)
+    if state["epoch"] >= cfg.epochs or (cfg.max_steps is not None and state["step"] >= cfg.max_steps):
+        raise ConfigError(
+            f"resume from {path}: nothing left to train (the checkpoint is at step {state['step']}, epoch "
+            f"{state['epoch']} of epochs={cfg.epochs}, max_steps={cfg.max_steps}); raise epochs or max_steps"
+        )
+    return state
+
+
+def _check_run_folder(cfg: TrainConfig, run_dir: Path, overwrite: bool) -> list[Path]:
+    """A new run needs an empty (or new) folder unless `overwrite`; a resumed run continues in its
+    checkpoint's folder, or starts another one under the same rule."""
+    if cfg.resume and run_dir.resolve() == Path(cfg.resume_from_checkpoint).resolve().parent:
+        check_writable(run_dir, RUN_FOLDER)
+        return []
+    return prepare_folder(run_dir, RUN_FOLDER, RUN_ENTRIES, overwrite)
+
+
+def preflight(
+    cfg: TrainConfig, device: torch.device, job: Distributed, config_path: str | Path | None, overwrite: bool
+) -> Preflight:
+    """Every check of the user's input that does not need the data: the eval suite, the checkpoint to resume
+    and its settings, the run folder. Nothing is written; rank 0 checks the folder and every rank raises."""
+    source = str(config_path) if config_path else "the TrainConfig"
+    suite = _check_suite(cfg)
+    state = _check_resume(cfg, device, source)
+    run_dir = Path(_broadcast(str(run_folder(cfg, config_path)), job))
+    remove, problem = [], None
+    if job.is_main:
+        try:
+            remove = _check_run_folder(cfg, run_dir, overwrite)
+        except OutputError as e:
+            problem = str(e)
+    problem = _broadcast(problem, job)
+    if problem is not None:
+        raise OutputError(problem)
+    return Preflight(suite, state, run_dir, remove)
+
+
 # ---------------------------------------------------------------- the loop
 @dataclass
 class TrainState:
@@ -403,13 +544,11 @@ class Trainer:
             )
 
 
-def build(cfg: TrainConfig, device: torch.device, job: Distributed, source: str) -> Trainer:
-    """Seed, read the data, build model, optimizer, scheduler and scaler (nothing is written yet)."""
-    suite = None
-    if cfg.eval_config:  # read now: a bad suite fails before training, not after it
-        suite = load_config(EvalConfig, cfg.eval_config)
-        if cfg.eval_episodes is not None:
-            suite = dataclasses.replace(suite, episodes=cfg.eval_episodes)
+def build(
+    cfg: TrainConfig, device: torch.device, job: Distributed, source: str, suite: EvalConfig | None = None
+) -> Trainer:
+    """Seed, read the data, build model, optimizer, scheduler and scaler (nothing is written yet); `suite` is
+    the checked eval suite (`preflight`)."""
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed + job.rank)  # rank 0 = a single-process run; DDP copies rank 0's weights
@@ -438,12 +577,12 @@ def build(cfg: TrainConfig, device: torch.device, job: Distributed, source: str)
     return Trainer(cfg, source, device, job, data, raw, raw, optimizer, scheduler, scaler, amp_dtype, suite)
 
 
-def resume(t: Trainer) -> None:
-    """Restore weights, optimizer, scheduler, scaler, RNG streams and counters from resume_from_checkpoint."""
+def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
+    """Restore weights, optimizer, scheduler, scaler, RNG streams and counters from resume_from_checkpoint
+    (`state`: that checkpoint, already loaded and checked by `preflight`)."""
     path = t.cfg.resume_from_checkpoint
-    if not path:
-        raise ConfigError(f"{t.source}: resume is true but resume_from_checkpoint is empty")
-    state = load_checkpoint(path, required=MODEL_KEYS + TRAIN_KEYS, map_location=t.device)
+    if state is None:
+        state = _check_resume(t.cfg, t.device, t.source)
     check_compatible(state, model_config(t.raw, encoder_settings(t.data.instruction_encoder)), path)
     try:
         t.raw.load_state_dict(state["model"])
@@ -473,17 +612,13 @@ def resume(t: Trainer) -> None:
 
 
 @contextlib.contextmanager
-def run_folder_open(t: Trainer, config_path: str | Path | None) -> Iterator[None]:
-    """Create the run folder (rank 0: resolved config, train.log, metrics.csv) for the duration of the run."""
+def run_folder_open(t: Trainer, checked: Preflight) -> Iterator[None]:
+    """Create the run folder `preflight` checked (rank 0: what --overwrite replaces is removed; resolved
+    config, train.log, metrics.csv) for the duration of the run."""
     cfg, job = t.cfg, t.job
-    t.run_dir = Path(_broadcast(str(run_folder(cfg, config_path)), job))
+    t.run_dir = checked.run_dir
     if job.is_main:
-        if not cfg.resume and (t.run_dir / LAST_CHECKPOINT).exists():
-            raise ConfigError(
-                f"{t.source}: run folder {t.run_dir} already holds a run; choose another run_name, or "
-                f"resume from {t.run_dir / LAST_CHECKPOINT}"
-            )
-        t.run_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(t.run_dir, RUN_FOLDER, checked.remove)
     with log_to_file(t.run_dir / LOG_FILE if job.is_main else None):
         if job.is_main:
             atomic_write_text(
@@ -644,6 +779,7 @@ def closed_loop_eval(t: Trainer, epoch: float) -> None:
             video="none",
             config_file=t.cfg.eval_config,
             progress=t.cfg.progress and t.job.is_main,
+            overwrite=True,  # the run's own folder: a resumed run redoes an interrupted evaluation
         )
     torch.set_num_threads(threads)  # the harness sizes torch's thread pool for its workers
     log.info("epoch %g, step %d: %s", epoch, t.state.step, report.summary())
@@ -656,11 +792,15 @@ def train(
     device: torch.device,
     job: Distributed = Distributed(),
     config_path: str | Path | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train as `cfg` says on `device` (this process's rank in `job`); returns the run summary."""
-    t = build(cfg, device, job, str(config_path) if config_path else "the TrainConfig")
+    """Train as `cfg` says on `device` (this process's rank in `job`); returns the run summary. Every check
+    that does not need the data comes first; the run folder must be new or empty unless `overwrite` (a
+    resumed run may continue in its checkpoint's folder)."""
+    checked = preflight(cfg, device, job, config_path, overwrite)
+    t = build(cfg, device, job, str(config_path) if config_path else "the TrainConfig", checked.suite)
     if cfg.resume:
-        resume(t)
+        resume(t, checked.state)
     if job.enabled:
         # The 1x1 convolutions' weight gradients differ from their bucket views only in the strides of size-1
         # dimensions (same memory layout); DDP's warning about it is a false positive.
@@ -669,7 +809,7 @@ def train(
     sampler = DistributedSampler(
         t.data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed
     )
-    with run_folder_open(t, config_path):
+    with run_folder_open(t, checked):
         _log_start(t)
         t.started = time.perf_counter()
         for epoch in range(t.state.epoch, cfg.epochs):
@@ -779,6 +919,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training config JSON (IO's train_config.json keys are valid; see train_configs/)",
     )
     add_override_argument(parser, "epochs=2, network_configs.num_layers=2")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in log_dir/run_name instead of refusing a folder that holds one (a new run "
+        "needs an empty folder; resume: true continues in the checkpoint's folder)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -790,7 +936,7 @@ def run(args: argparse.Namespace) -> int:
         init_process_group(job, device)
         if not job.is_main:
             logging.getLogger().setLevel(logging.WARNING)
-        summary = train(cfg, device, job, args.config)
+        summary = train(cfg, device, job, args.config, overwrite=args.overwrite)
     finally:
         distributed.destroy_process_group()
     if job.is_main:

@@ -11,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from envs.spaces import CAMERA_NAMES
+from rt1_sim import cli, outputs
 from rt1_sim.collect import CollectConfig, collect
 from rt1_sim.data.episodes import list_episodes, read_episode
-from rt1_sim.errors import UserError
+from rt1_sim.errors import ConfigError, DatasetError, OutputError, UserError
+from rt1_sim.pool import worker_pool
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -146,3 +149,142 @@ def test_collect_loads_a_collect_config_like_train_and_eval(tmp_path, capsys):
     )
     assert "cube_colour" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------- a user's mistakes, and an adversary's
+def _die(_: int) -> None:
+    os._exit(3)  # a worker killed mid-task (out of memory, kill -9)
+
+
+def _nothing() -> None:
+    pass
+
+
+def test_a_worker_that_dies_ends_the_run_with_one_error() -> None:
+    with (
+        worker_pool(2, _nothing, (), _nothing) as imap,
+        pytest.raises(UserError, match="worker process died"),
+    ):
+        list(imap(_die, range(4)))
+
+
+def test_bad_env_option_with_two_workers_fails_at_once_and_writes_nothing(tmp_path):
+    out = tmp_path / "x_out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rt1_sim.cli",
+        "collect",
+        "--out",
+        str(out),
+        "--episodes",
+        "2",
+        "--workers",
+        "2",
+        "--env-option",
+        'cube_color="pink"',
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert "cube_color" in proc.stderr and "pink" in proc.stderr
+    assert not out.exists()
+
+
+def test_a_failed_collect_does_not_poison_its_folder(tmp_path):
+    out = tmp_path / "p_out"
+    with pytest.raises(ConfigError, match="num_distractors"):
+        collect(out, 1, CollectConfig(env_options={"num_distractors": 99}), progress=False)
+    assert not out.exists()
+    assert collect(out, 1, CollectConfig(), progress=False)["episodes"] == 1  # the corrected command runs
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--episodes", "0"], "--episodes"),
+        (["--workers", "0"], "--workers"),
+        (["--seed", "-5"], "seed"),
+        (["--image-size", "0", "0"], "--image-size"),
+        (["--views", "top"], "views"),
+        (["--env-option", "colour=red"], "'colour'"),
+        (["--env-option", "x_range=[0.7,0.4]"], "x_range"),
+    ],
+)
+def test_each_mistake_is_one_line_naming_the_option(tmp_path, capsys, args, names):
+    out = tmp_path / "out"
+    argv = ["collect", "--out", str(out), "--episodes", "1", *args]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rt1-sim collect: error: ") and err.count("\n") == 1 and names in err, err
+    assert not out.exists()
+
+
+def test_an_output_path_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out, message in [(afile, "is a file"), (afile / "sub", "afile is a file")]:
+        assert cli.main(["collect", "--out", str(out), "--episodes", "1"]) == 2
+        assert message in capsys.readouterr().err
+    monkeypatch.setattr(outputs.os, "access", lambda *_: False)  # as on a read-only file system
+    assert cli.main(["collect", "--out", str(tmp_path / "ro"), "--episodes", "1"]) == 2
+    assert "is not writable (read-only file system or permissions)" in capsys.readouterr().err
+    assert not (tmp_path / "ro").exists()
+
+
+def test_a_corrupt_episode_json_is_named_on_resume(tmp_path):
+    out = tmp_path / "c"
+    collect(out, 1, CollectConfig(), progress=False)
+    meta = out / "front" / "data_000" / "episode.json"
+    meta.write_text("{not json")
+    with pytest.raises(DatasetError, match=f"{meta}: not valid JSON"):
+        collect(out, 2, CollectConfig(), progress=False)
+    with pytest.raises(DatasetError, match=f"{meta}: not valid JSON"):
+        read_episode(out, CAMERA_NAMES, 0)
+
+
+def test_a_dataset_folder_says_who_wrote_it_and_mixing_is_refused(tmp_path):
+    recorded = tmp_path / "recorded"  # what eval --record leaves: its config file and the view folders
+    (recorded / "front").mkdir(parents=True)
+    (recorded / "eval_config.json").write_text("{}")
+    with pytest.raises(OutputError, match="eval --record"):
+        collect(recorded, 1, CollectConfig(), progress=False)
+    assert sorted(p.name for p in recorded.iterdir()) == ["eval_config.json", "front"]
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="already holds notes.txt"):
+        collect(foreign, 1, CollectConfig(), progress=False)
+    with pytest.raises(OutputError, match="does not write here"):  # --overwrite never removes a user's files
+        collect(foreign, 1, CollectConfig(), progress=False, overwrite=True)
+    collect(recorded, 1, CollectConfig(), progress=False, overwrite=True)  # replaced, not mixed
+    assert not (recorded / "eval_config.json").exists()
+    assert json.loads((recorded / "collect_config.json").read_text())["seed"] == 0
+
+
+def test_overwrite_replaces_a_dataset_of_other_settings(tiny_dataset, tmp_path):
+    out = tmp_path / "o"
+    collect(out, 2, CollectConfig(seed=0, noise=0.3), progress=False)
+    with pytest.raises(OutputError, match="--overwrite"):
+        collect(out, 4, CollectConfig(seed=0), progress=False)
+    collect(out, 4, CollectConfig(seed=0), progress=False, overwrite=True)
+    assert _same_tree(tiny_dataset, out)
+
+
+def test_io_file_names_round_trip(tiny_dataset, tmp_path):
+    """--io-names writes result.csv / result_raw.csv (IO's loader's names); the data read back is the same."""
+    out = tmp_path / "io"
+    collect(out, 2, CollectConfig(seed=0, io_file_names=True), progress=False)
+    for view in CAMERA_NAMES:
+        names = {p.name for p in (out / view / "data_000").iterdir()}
+        assert {"result.csv", "result_raw.csv"} <= names and not names & {"results.csv", "results_raw.csv"}
+        for name, plural in [("result.csv", "results.csv"), ("result_raw.csv", "results_raw.csv")]:
+            assert (out / view / "data_001" / name).read_bytes() == (
+                tiny_dataset / view / "data_001" / plural
+            ).read_bytes()
+    assert list_episodes(out, CAMERA_NAMES) == list_episodes(tiny_dataset, CAMERA_NAMES)[:2]
+    for i in range(2):
+        ours, io = read_episode(tiny_dataset, CAMERA_NAMES, i), read_episode(out, CAMERA_NAMES, i)
+        assert np.array_equal(ours.actions, io.actions) and np.array_equal(ours.raw_states, io.raw_states)
+        assert all(np.array_equal(ours.images[v], io.images[v]) for v in CAMERA_NAMES)
+    with pytest.raises(OutputError, match="io_file_names"):  # a resume never mixes the spellings
+        collect(out, 3, CollectConfig(seed=0), progress=False)

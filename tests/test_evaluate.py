@@ -19,8 +19,12 @@ from envs.spaces import CAMERA_NAMES
 from rt1_sim.cli import main
 from rt1_sim.config import EVAL_SEED_START, ConfigError, EvalConfig, EvalPolicyConfig, load_config
 from rt1_sim.data.episodes import list_episodes, read_episode
+from rt1_sim.errors import UserError
+from rt1_sim.eval import cli as eval_cli
+from rt1_sim.eval import harness, video
 from rt1_sim.eval.stats import wilson_interval
 from rt1_sim.eval.video import MACRO_BLOCK
+from rt1_sim.resources import bundled_checkpoint
 
 SUITES = Path(__file__).resolve().parent.parent / "eval_configs"
 
@@ -80,7 +84,7 @@ def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
     for i in range(3):
         a, b = read_episode(rec1, CAMERA_NAMES, i), read_episode(rec2, CAMERA_NAMES, i)
         assert a.meta["seed"] == suite.seed_start + i and np.array_equal(a.actions, b.actions)
-    with pytest.raises(ValueError, match="already holds episodes"):
+    with pytest.raises(UserError, match="record1: already holds"):
         ev.evaluate(suite, tmp_path / "again", record=rec1, progress=False)
 
     csv = pd.read_csv(out1 / ev.EPISODES_FILE)
@@ -91,6 +95,7 @@ def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
         frames = imageio.mimread(out1 / row["video"], format="FFMPEG")
         assert len(frames) == row["steps"] + 1  # every observation, the final one included
         assert frames[0].shape[0] % MACRO_BLOCK == 0 and frames[0].shape[1] % MACRO_BLOCK == 0
+        assert frames[0].shape[:2] == (304, 576)  # 96x96 cameras upscaled 3x (auto) under the caption
     assert not [p for p in out1.rglob(".*")]  # no temp files left behind
 
 
@@ -128,7 +133,9 @@ def test_rt1_checkpoint_is_evaluated_at_its_image_size(tmp_path):
     )
     suite = _suite(str(path), 2, max_steps=4)
     for workers in (1, 2):
-        report = ev.evaluate(suite, tmp_path / f"w{workers}", workers=workers, video="all", progress=False)
+        report = ev.evaluate(
+            suite, tmp_path / f"w{workers}", workers=workers, video="all", video_scale=1, progress=False
+        )
         assert (
             report.results["policy"]["kind"] == "rt1"
             and len(report.results["policy"]["checkpoint_sha256"]) == 64
@@ -220,3 +227,105 @@ def test_only_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, m
     monkeypatch.setattr("rt1_sim.eval.harness.resolve_env_options", bug)
     with pytest.raises(ValueError, match="a bug deep inside"):  # not swallowed as a one-line "user error"
         main(["eval", "--policy", "random", "--episodes", "1", *out])
+
+
+# ---------------------------------------------------------------- output folders, --set blame, file modes
+def test_an_existing_run_folder_is_refused_and_left_untouched_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "eval"
+    common = ["eval", "--policy", "random", "--episodes", "1", "--workers", "1", "--set", "max_steps=3"]
+    assert main([*common, "--video", "all", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert set(before) == {"results.json", "episodes.csv", "eval.log"} and (out / "videos").is_dir()
+    capsys.readouterr()
+    assert main([*common, "--video", "none", "--out", str(out)]) == 2
+    assert "already holds" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # eval.log too
+    assert main([*common, "--set", "env_options.cube_color=pink", "--out", str(out), "--overwrite"]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # failed before writing
+    assert main([*common, "--video", "none", "--seed-start", "5", "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "videos").exists()  # nothing of the earlier run is left beside the new one
+    assert json.loads((out / "results.json").read_text())["per_episode"][0]["seed"] == 5
+    (out / "mine.txt").write_text("a user's file")
+    assert main([*common, "--out", str(out), "--overwrite"]) == 2
+    assert "does not write here" in capsys.readouterr().err
+
+
+def test_output_paths_that_cannot_be_folders_are_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    common = ["eval", "--policy", "random", "--episodes", "1", "--workers", "1"]
+    for extra, message in [
+        (["--out", str(afile)], "--out"),
+        (["--out", str(tmp_path / "o"), "--record", str(afile)], "--record"),
+    ]:
+        assert main([*common, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{message} {afile}: is a file" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_set_errors_name_the_override_not_the_suite_file(tmp_path, capsys):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"episodes": 1}))
+    for override, message in [
+        ("env_options.cube_colour=red", "--set env_options.cube_colour=red (over"),
+        ("env_options.cube_color=pink", "--set env_options.cube_color=pink (over"),
+    ]:
+        assert (
+            main(
+                [
+                    "eval",
+                    "--config",
+                    str(suite),
+                    "--policy",
+                    "random",
+                    "--set",
+                    override,
+                    "--out",
+                    str(tmp_path / "o"),
+                ]
+            )
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert message in err and not err.startswith(f"rt1-sim eval: error: {suite}"), err
+    assert harness.blame("s.json", ["episodes=2"], "env_options.x") == "s.json"
+
+
+def test_results_get_the_users_umask_and_exact_interval_ends(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        report = ev.evaluate(_suite("random", 2, max_steps=3), tmp_path / "m", progress=False)
+    finally:
+        os.umask(old)
+    for name in (ev.RESULTS_FILE, ev.EPISODES_FILE):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o644
+    assert (
+        report.results["ci95_low"] == 0.0
+        and '"ci95_low": 0.0,' in (tmp_path / "m" / "results.json").read_text()
+    )
+    assert wilson_interval(0, 100)[0] == 0.0 and wilson_interval(100, 100)[1] == 1.0
+
+
+def test_default_run_folder_is_new_per_run_and_names_the_checkpoints_run():
+    config = EvalConfig(name="default", policy=EvalPolicyConfig(name="runs/rt1_cpu/checkpoint_last.pt"))
+    out = eval_cli.default_out(config)
+    assert out.parent == Path("runs/eval") and out.name.startswith("default_rt1_cpu-checkpoint_last_")
+    assert eval_cli.default_out(replace(config, policy=EvalPolicyConfig(name="scripted"))).name.startswith(
+        "default_scripted_"
+    )
+    bundled = eval_cli.default_out(
+        replace(config, policy=EvalPolicyConfig(name="auto"))
+    )  # the bundled checkpoint
+    assert bundled.name.startswith(
+        "default_rt1_cpu_" if bundled_checkpoint().is_file() else "default_scripted_"
+    )
+
+
+def test_video_upscale_is_nearest_neighbour():
+    obs = {name: np.arange(96 * 96 * 3, dtype=np.uint8).reshape(96, 96, 3) for name in CAMERA_NAMES}
+    native, auto = video.video_frame(obs, 0, False, scale=1), video.video_frame(obs, 0, False)
+    assert native.shape == (112, 192, 3) and auto.shape == (304, 576, 3)
+    assert np.array_equal(auto[-288:, :288][::3, ::3], obs["front"])

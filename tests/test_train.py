@@ -22,6 +22,8 @@ from rt1_sim import cli
 from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError
 from rt1_sim.config import PRESETS, ConfigError, TrainConfig, load_config
 from rt1_sim.data.episodes import DatasetError
+from rt1_sim.data.windows import split_episodes
+from rt1_sim.errors import OutputError
 from rt1_sim.plot import PlotError, plot_learning_curve
 from rt1_sim.policy import RT1Policy
 from rt1_sim.train import (
@@ -159,7 +161,7 @@ def test_corrupt_truncated_or_foreign_checkpoint_is_a_clear_error(tiny_dataset: 
     ]:
         with pytest.raises(CheckpointError, match=f"{bad}: {match}"):
             run_train(path, "resume=true", f"resume_from_checkpoint={bad}", "run_name=b")
-    with pytest.raises(CheckpointError, match="another model than the config's"):
+    with pytest.raises(ConfigError, match="network_configs.num_layers: 2 in the checkpoint, 3 now"):
         run_train(path, "resume=true", f"resume_from_checkpoint={good}", "network_configs.num_layers=3")
     # The command line reports the same message and exits with status 2, without a traceback.
     assert (
@@ -361,3 +363,90 @@ def test_plot_of_a_folder_without_metrics_is_a_clear_error(tmp_path: Path) -> No
     (tmp_path / METRICS_FILE).write_text("step,time_s\n1,0.5\n")
     with pytest.raises(PlotError, match=r"lacks the column\(s\) \['epoch', 'train/loss'\]"):
         plot_learning_curve(tmp_path)
+
+
+# ---------------------------------------------------------------- checks before anything is written
+def test_resume_refuses_settings_that_change_data_order_split_or_model(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_dataset, tmp_path, run_name="r", epochs=1, num_val_episode=1)
+    path = write_config(tmp_path / "r.json", config)
+    run_train(path)
+    last = tmp_path / "r" / LAST_CHECKPOINT
+    resume = ["resume=true", f"resume_from_checkpoint={last}"]
+    with pytest.raises(ConfigError) as error:
+        run_train(path, *resume, "epochs=2", "batch_size=4", "seed=1", "lr=0.01")
+    message = str(error.value)
+    for key in ("batch_size: 8 in the checkpoint, 4 now", "seed: 3407 in the checkpoint, 1 now", "lr: 0.003"):
+        assert key in message, message
+    assert "may change only" in message and "epochs" in message.split("may change only")[1]
+    with pytest.raises(ConfigError, match="nothing left to train"):  # not a silent "resume" of a finished run
+        run_train(path, *resume)
+    before = torch.load(last, weights_only=True)["step"]
+    assert run_train(path, *resume, "epochs=2", "log_every_steps=1")["steps"] > before  # these may change
+
+
+def test_a_new_run_refuses_a_run_folder_that_holds_files(tiny_dataset: Path, tmp_path: Path) -> None:
+    """A killed run leaves metrics.csv without a checkpoint: a fresh run must not append to it."""
+    path = write_config(tmp_path / "k.json", tiny_config(tiny_dataset, tmp_path, run_name="k", max_steps=1))
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / METRICS_FILE).write_text("step,epoch\n99,9\n")
+    with pytest.raises(OutputError, match="already holds metrics.csv.*--overwrite"):
+        run_train(path)
+    assert cli.main(["train", "--config", str(path)]) == 2
+    train(load_config(TrainConfig, path), torch.device("cpu"), config_path=path, overwrite=True)
+    assert 99 not in pd.read_csv(tmp_path / "k" / METRICS_FILE)["step"].tolist()
+
+
+def test_run_folder_and_eval_suite_are_checked_before_the_data(tmp_path: Path) -> None:
+    """The data path does not exist: the errors below must come first (they are found before loading data)."""
+    config = {
+        "data_path": str(tmp_path / "no_data"),
+        "log_dir": str(tmp_path),
+        "preset": "micro",
+        "device": "cpu",
+    }
+    suite = write_config(tmp_path / "suite.json", {"episodes": 1, "env_options": {"num_distractor": 1}})
+    path = write_config(tmp_path / "s.json", {**config, "eval_config": str(suite)})
+    with pytest.raises(ConfigError, match=r"suite\.json: unknown key 'env_options\.num_distractor'"):
+        run_train(path)
+    (tmp_path / "afile").write_text("x")
+    path = write_config(tmp_path / "f.json", {**config, "log_dir": str(tmp_path / "afile")})
+    with pytest.raises(OutputError, match="afile is a file"):
+        run_train(path)
+    with pytest.raises(DatasetError, match="no_data"):  # with both fixed, the data is what is missing
+        run_train(write_config(tmp_path / "ok.json", config))
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["afile", "f.json", "ok.json", "s.json", "suite.json"]
+
+
+def test_files_get_the_users_umask(tiny_dataset: Path, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        config = tiny_config(tiny_dataset, tmp_path, run_name="m", max_steps=1)
+        run_train(write_config(tmp_path / "m.json", config))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m" / LAST_CHECKPOINT).stat().st_mode & 0o777 == 0o644
+
+
+def test_smoke_config_fits_twenty_episodes_and_is_suggested_for_small_datasets() -> None:
+    cfg = load_config(TrainConfig, REPO / "train_configs" / "smoke.json")
+    train_ids, val_ids = split_episodes(20, cfg.num_train_episode, cfg.num_val_episode, cfg.seed)
+    assert len(train_ids) == 16 and len(val_ids) == 4 and cfg.eval_episodes <= 10
+    bundled = load_config(TrainConfig, REPO / "train_configs" / "cpu.json")
+    with pytest.raises(DatasetError, match="num_val_episode=40 leaves none.*train_configs/smoke.json"):
+        split_episodes(20, bundled.num_train_episode, bundled.num_val_episode, bundled.seed)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("lr=NaN", "'lr' must be a finite number"),
+        ("lr=-Infinity", "'lr' must be a finite number"),
+        ("network_configs.efficientnet_width_mult=NaN", "efficientnet_width_mult"),
+    ],
+)
+def test_non_finite_numbers_are_refused_naming_the_key(override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=f"--set {override}.*{key}"):
+        load_config(TrainConfig, None, [override])

@@ -12,9 +12,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SKIP = shutil.ignore_patterns(
-    ".git", "build", "dist", "runs", "data", "*.egg-info", "__pycache__", ".pytest_cache"
-)
+ANYWHERE = shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", ".pytest_cache")
+TOP_LEVEL = {"build", "dist", "runs", "data"}  # outputs in the checkout; rt1_sim/data/ is a package
+
+
+def _skip(folder: str, names: list[str]) -> set[str]:
+    """What copytree leaves out: caches everywhere, run and dataset outputs at the top level only."""
+    skipped = set(ANYWHERE(folder, names))
+    return skipped | (TOP_LEVEL & set(names)) if Path(folder) == REPO else skipped
 
 
 def _run(*cmd: str | Path, **kwargs) -> subprocess.CompletedProcess:
@@ -27,7 +32,7 @@ def _run(*cmd: str | Path, **kwargs) -> subprocess.CompletedProcess:
 
 def test_wheel_installs_and_runs_rt1_sim_eval(tmp_path: Path) -> None:
     source = tmp_path / "source"
-    shutil.copytree(REPO, source, ignore=SKIP)
+    shutil.copytree(REPO, source, ignore=_skip)
     _run(
         sys.executable,
         "-m",
@@ -57,6 +62,11 @@ def test_wheel_installs_and_runs_rt1_sim_eval(tmp_path: Path) -> None:
         env=env,
     ).stdout.split()
     assert all(Path(p).is_relative_to(venv) for p in where), where
+    # every module (rt1_sim.data included) comes from the wheel, not from an editable install elsewhere
+    data = _run(
+        bin_dir / "python", "-c", "import rt1_sim.data; print(rt1_sim.data.__file__)", cwd=work, env=env
+    )
+    assert Path(data.stdout.strip()).is_relative_to(venv), data.stdout
     out = work / "eval"
     _run(
         bin_dir / "rt1-sim",

@@ -47,6 +47,9 @@ from rt1_sim.files import atomic_write_text
 TMP_PREFIX = ".tmp_"  # staging folders and temporary files: clean_incomplete removes leftovers
 RAW_STATE_SIZE = len(JOINT_COLUMNS) + len(OBJECT_POSE_COLUMNS)
 PNG_COMPRESS_LEVEL = 1  # fast to write; PNG stays lossless
+# Written by `rt1-sim eval --record` into the datasets it records (collect writes collect_config.json): the
+# file says who wrote the folder.
+RECORD_CONFIG_FILE = "eval_config.json"
 
 
 @dataclass
@@ -93,19 +96,21 @@ class EpisodeRecorder:
 
 
 # ---------------------------------------------------------------- writing
-def write_episode_dir(folder: Path, view: str, episode: Episode) -> None:
-    """Write one view of an episode into `folder` (which must not exist yet): frames, both CSVs, metadata."""
+def write_episode_dir(folder: Path, view: str, episode: Episode, io_names: bool = False) -> None:
+    """Write one view of an episode into `folder` (which must not exist yet): frames, both CSVs, metadata.
+    `io_names`: IO's singular CSV names (result.csv, result_raw.csv) instead of ours."""
+    names = 1 if io_names else 0
     (folder / RGB_DIR).mkdir(parents=True)
     for i, frame in enumerate(episode.images[view]):
         Image.fromarray(frame).save(
             folder / RGB_DIR / IMAGE_NAME.format(i + 1), compress_level=PNG_COMPRESS_LEVEL
         )
     pd.DataFrame(episode.actions.astype(np.float64), columns=list(RESULTS_COLUMNS)).to_csv(
-        folder / RESULTS_FILES[0], index=False, float_format="%.9g"
+        folder / RESULTS_FILES[names], index=False, float_format="%.9g"
     )
     raw = pd.DataFrame(episode.raw_states, columns=list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS))
     raw[TASK_COLUMN] = episode.instruction.replace(" ", "_")
-    raw.to_csv(folder / RAW_FILES[0], index=False, float_format="%.9g")
+    raw.to_csv(folder / RAW_FILES[names], index=False, float_format="%.9g")
     meta = {"instruction": episode.instruction, "steps": len(episode), **episode.meta}
     (folder / EPISODE_META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
 
@@ -115,13 +120,15 @@ def staging_dirs(root: Path, views: Sequence[str], tag: str) -> dict[str, Path]:
     return {v: Path(root) / v / f"{TMP_PREFIX}{tag}" for v in views}
 
 
-def stage_episode(root: Path, views: Sequence[str], tag: str, episode: Episode) -> dict[str, Path]:
+def stage_episode(
+    root: Path, views: Sequence[str], tag: str, episode: Episode, io_names: bool = False
+) -> dict[str, Path]:
     """Write an episode into hidden per-view staging folders; `commit_episode` makes it visible."""
     dirs = staging_dirs(root, views, tag)
     for v, d in dirs.items():
         if d.exists():
             shutil.rmtree(d)
-        write_episode_dir(d, v, episode)
+        write_episode_dir(d, v, episode, io_names)
     return dirs
 
 
@@ -196,24 +203,49 @@ def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     return df
 
 
+def _read_lengths(info_path: Path) -> list[int]:
+    try:
+        lengths = json.loads(info_path.read_text())["episode_length"]
+    except FileNotFoundError:
+        raise DatasetError(f"{info_path}: missing (it lists every episode's length)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise DatasetError(f'{info_path}: expected {{"episode_length": [...]}} ({e})') from None
+    if not isinstance(lengths, list) or not all(isinstance(n, int) and n > 0 for n in lengths):
+        raise DatasetError(f"{info_path}: episode_length must be a list of positive integers")
+    return [int(n) for n in lengths]
+
+
 def list_episodes(root: Path, views: Sequence[str]) -> list[int]:
-    """Episode lengths from `dataset_info.json` of the first view, checked against the episode folders."""
+    """Episode lengths from `dataset_info.json`, which every view must hold with the same list, checked
+    against the episode folders (data_000 .. data_{N-1} in every view, no more, no fewer)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder does not exist")
     for v in views:
         if not (root / v).is_dir():
             raise DatasetError(f"{root / v}: camera view folder {v!r} does not exist")
-    info_path = root / views[0] / DATASET_INFO_FILE
-    try:
-        lengths = json.loads(info_path.read_text())["episode_length"]
-    except FileNotFoundError:
-        raise DatasetError(f"{info_path}: missing (it lists every episode's length)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DatasetError(f'{info_path}: expected {{"episode_length": [...]}} ({e})') from None
-    if not all(isinstance(n, int) and n > 0 for n in lengths):
-        raise DatasetError(f"{info_path}: episode_length must be a list of positive integers")
-    return [int(n) for n in lengths]
+    first = root / views[0] / DATASET_INFO_FILE
+    lengths = _read_lengths(first)
+    for v in views:
+        info_path = root / v / DATASET_INFO_FILE
+        if v != views[0] and _read_lengths(info_path) != lengths:
+            raise DatasetError(f"{info_path}: lists other episode lengths than {first}")
+        found = sorted(i for i in map(_episode_index, (root / v).iterdir()) if i is not None)
+        if found != list(range(len(lengths))):
+            raise DatasetError(
+                f"{info_path}: lists {len(lengths)} episodes, but {root / v} holds {len(found)} episode "
+                f"folders{_numbering(found, len(lengths))}; the dataset is incomplete or was edited by hand"
+            )
+    return lengths
+
+
+def _numbering(found: list[int], listed: int) -> str:
+    """Which folder breaks the numbering: ' (missing data_003)' or ' (unlisted data_015)'."""
+    extra = [i for i in found if i >= listed]
+    missing = sorted(set(range(listed)) - set(found))
+    if missing:
+        return f" (missing {EPISODE_DIR.format(missing[0])})"
+    return f" (unlisted {EPISODE_DIR.format(extra[0])})" if extra else ""
 
 
 def read_episode(root: Path, views: Sequence[str], index: int, expected_length: int | None = None) -> Episode:
@@ -237,7 +269,7 @@ def read_episode(root: Path, views: Sequence[str], index: int, expected_length: 
             continue
         actions[:, ACTION_SLICES[name]] = results[list(columns)].to_numpy(np.float32)
     meta_path = first / EPISODE_META_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = _read_json(meta_path) if meta_path.is_file() else {}
     if TASK_COLUMN in raw.columns:
         instruction = str(raw[TASK_COLUMN].iloc[0]).replace("_", " ")
     else:
@@ -253,6 +285,16 @@ def read_episode(root: Path, views: Sequence[str], index: int, expected_length: 
         instruction=instruction,
         meta=meta,
     )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object")
+    return data
 
 
 def _frame_paths(folder: Path, length: int) -> list[Path]:

@@ -33,17 +33,29 @@ from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
 log = logging.getLogger(__name__)
 
 
+SMOKE_CONFIG = "train_configs/smoke.json"
+
+
 def split_episodes(
     num_episodes: int, num_train: int | None, num_val: int, seed: int
 ) -> tuple[list[int], list[int]]:
     """IO's split: a permutation of the episode indices seeded by `seed`; the first `num_train` are training
     episodes, the next `num_val` validation ones (`num_train` None: all that remain after validation)."""
+    hint = (
+        "collect more episodes, or lower num_train_episode / num_val_episode (--set num_val_episode=4); "
+        f"{SMOKE_CONFIG} trains on a 20-episode dataset in a few minutes"
+    )
+    if num_train is None and num_val >= num_episodes:
+        raise DatasetError(
+            f"the dataset holds {num_episodes} episodes, and num_val_episode={num_val} leaves none for "
+            f"training; {hint}"
+        )
     if num_train is None:
         num_train = num_episodes - num_val
     if num_train < 1 or num_train + num_val > num_episodes:
         raise DatasetError(
             f"asked for {num_train} training + {num_val} validation episodes, but the dataset "
-            f"holds {num_episodes}"
+            f"holds {num_episodes}; {hint}"
         )
     order = np.random.default_rng(seed).permutation(num_episodes).tolist()
     return order[:num_train], order[num_train : num_train + num_val]

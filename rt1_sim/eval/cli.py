@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 from rt1_sim.config import EvalConfig, add_override_argument, load_config
-from rt1_sim.distributed import available_cores, destroy_process_group, launch_environment
-from rt1_sim.eval.harness import evaluate
-from rt1_sim.eval.video import VIDEO_MODES
-from rt1_sim.logs import log_to_file
-from rt1_sim.resources import default_eval_suite
+from rt1_sim.distributed import available_cores, destroy_process_group, init_process_group, launch_environment
+from rt1_sim.errors import ConfigError
+from rt1_sim.eval.harness import LOG_FILE, evaluate
+from rt1_sim.eval.video import VIDEO_MIN_HEIGHT, VIDEO_MODES
+from rt1_sim.resources import bundled_checkpoint, default_eval_suite
 
-LOG_FILE = "eval.log"
+__all__ = ["LOG_FILE", "add_arguments", "default_out", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -43,30 +44,85 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "does not change the results",
     )
     parser.add_argument("--video", choices=VIDEO_MODES, default="failures", help="which episodes get an mp4")
-    parser.add_argument("--record", type=Path, help="also save every episode as a dataset (IO layout) here")
-    parser.add_argument("--out", type=Path, help="run folder (default: runs/eval/<suite>_<policy>)")
+    parser.add_argument(
+        "--video-scale",
+        type=int,
+        default=0,
+        help="upscale camera images in videos this many times, nearest neighbour (default 0: auto, to at "
+        f"least {VIDEO_MIN_HEIGHT} px tall; 1: the cameras' own size)",
+    )
+    parser.add_argument(
+        "--record", type=Path, help="also save every episode as a dataset (IO layout) in this new folder"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="run folder, new or empty (default: a new runs/eval/<suite>_<policy>_<date>-<time>)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in --out (and --record) instead of refusing",
+    )
     add_override_argument(parser, "env_options.num_distractors=2")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Load the suite (file, --set, then the shortcut options), evaluate, print the summary line (rank 0)."""
-    job = launch_environment()
+def default_out(config: EvalConfig) -> Path:
+    """runs/eval/<suite>_<policy>_<start time>: a new folder per run, so two runs never mix. A checkpoint's
+    label carries its run folder (two runs' checkpoint_last.pt differ); under torchrun rank 0's clock wins."""
+    bundled = bundled_checkpoint()
+    name = config.policy.name
+    if name == "auto":
+        name = str(bundled) if bundled.is_file() else "scripted"
+    path = Path(name)
+    in_run = path.suffix and path.parent.name and path.resolve().parent != bundled.parent
+    label = f"{path.parent.name}-{path.stem}" if in_run else path.stem
+    stamp = [time.strftime("%Y%m%d-%H%M%S")]
+    dist = init_process_group(launch_environment(), "gloo")
+    if dist is not None:
+        dist.broadcast_object_list(stamp, src=0)
+    return Path("runs") / "eval" / f"{config.name}_{label}_{stamp[0]}"
+
+
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """The suite file with --set overrides, then the --policy / --episodes / --seed-start shortcuts."""
     config = load_config(EvalConfig, args.config, args.overrides)
     shortcuts = {
-        "policy": dataclasses.replace(config.policy, name=args.policy) if args.policy else None,
+        "policy": dataclasses.replace(config.policy, name=args.policy) if args.policy is not None else None,
         "episodes": args.episodes,
         "seed_start": args.seed_start,
     }
-    config = dataclasses.replace(config, **{k: v for k, v in shortcuts.items() if v is not None})
-    out = args.out or Path("runs") / "eval" / f"{config.name}_{Path(config.policy.name).stem}"
-    workers = args.workers or max(1, available_cores() // job.local_world_size)
-    if job.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    for key, value in shortcuts.items():
+        if value is not None:
+            try:
+                config = dataclasses.replace(config, **{key: value})
+            except ValueError as e:
+                raise ConfigError(f"--{key.replace('_', '-')}: {e}") from None
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the suite (file, --set, then the shortcut options), evaluate, print the summary line (rank 0).
+    Nothing is written before every input is checked (the run folder's eval.log included)."""
+    job = launch_environment()
     try:
-        with log_to_file(out / LOG_FILE if job.is_main else None, mode="w"):
-            report = evaluate(
-                config, out, workers=workers, video=args.video, record=args.record, config_file=args.config
-            )
+        config = config_from_args(args)
+        out = args.out or default_out(config)
+        workers = (
+            args.workers if args.workers is not None else max(1, available_cores() // job.local_world_size)
+        )
+        report = evaluate(
+            config,
+            out,
+            workers=workers,
+            video=args.video,
+            record=args.record,
+            config_file=args.config,
+            overwrite=args.overwrite,
+            video_scale=args.video_scale,
+            overrides=args.overrides,
+            log_file=True,
+        )
     finally:
         destroy_process_group()
     if job.is_main:

@@ -8,72 +8,84 @@ gathered over gloo: the same results as one process.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-from gymnasium.envs.registration import load_env_creator
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the envs)
-from envs.spaces import CAMERA_NAMES, EPISODE_DIR
+from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig
-from rt1_sim.data.episodes import clean_incomplete
-from rt1_sim.distributed import Distributed, available_cores, init_process_group, launch_environment
+from rt1_sim.data.episodes import RECORD_CONFIG_FILE, clean_incomplete
+from rt1_sim.distributed import available_cores, init_process_group, launch_environment
+from rt1_sim.env_options import check_option_name, checked_env
 from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.eval import worker
 from rt1_sim.eval.policies import PolicyChoice, load_rt1, resolve_policy, substitute_instructions
-from rt1_sim.eval.results import EvalReport, build_results, commit_recording, write_results
+from rt1_sim.eval.results import (
+    EPISODES_FILE,
+    RESULTS_FILE,
+    EvalReport,
+    build_results,
+    commit_recording,
+    write_results,
+)
 from rt1_sim.eval.video import VIDEO_MODES
+from rt1_sim.logs import log_to_file
+from rt1_sim.outputs import make_folder, prepare_folder
 from rt1_sim.policy import Policy
 from rt1_sim.pool import worker_pool
 
 log = logging.getLogger(__name__)
 
+LOG_FILE = "eval.log"
+# What a run writes into --out and into --record: what --overwrite may replace.
+OUT_ENTRIES = (RESULTS_FILE, EPISODES_FILE, LOG_FILE, worker.VIDEO_DIR)
+RECORD_ENTRIES = (RECORD_CONFIG_FILE, *CAMERA_NAMES)
 # Options the suite may not set: terminate_on_action comes from policy.terminate_on_action (EvalConfig refuses
-# it in env_options), render_mode is not a scene variation.
-RESERVED_ENV_OPTIONS = ("self", "render_mode", "terminate_on_action")
+# it in env_options).
+RESERVED_ENV_OPTIONS = ("terminate_on_action",)
 
 
-def check_env_options(env_id: str, options: dict[str, Any], source: str) -> None:
-    """Every key must be a keyword of the registered env's constructor (the message lists them)."""
-    try:
-        env_class = load_env_creator(gym.spec(env_id).entry_point)
-    except gym.error.Error as e:
-        raise ConfigError(f"{source}: env_id {env_id!r}: {e}") from None
-    valid = [p for p in inspect.signature(env_class).parameters if p not in RESERVED_ENV_OPTIONS]
-    for key in options:
-        if key not in valid:
-            raise ConfigError(f"{source}: unknown key 'env_options.{key}'; {env_id} options: {valid}")
+def blame(source: str, overrides: Sequence[str], key: str) -> str:
+    """Where the value of the dotted `key` came from: the last `--set` that set it (or a key above or below
+    it), else `source` (the suite file)."""
+    for text in reversed(overrides):
+        name = text.partition("=")[0]
+        if name == key or name.startswith(key + ".") or key.startswith(name + "."):
+            return f"--set {text} (over {source})"
+    return source
 
 
-def resolve_env_options(config: EvalConfig, rt1: Policy | None, source: str) -> dict[str, Any]:
-    """The suite's env options, the terminate switch and, for RT-1, the image size the model was built for."""
-    check_env_options(config.env_id, config.env_options, source)
+def resolve_env_options(
+    config: EvalConfig, image_size: Sequence[int] | None, source: str, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The suite's env options (every key an option of the env), the terminate switch and, for RT-1, the
+    `image_size` its model was built for. Errors name the `--set` that gave the key, else `source`."""
+    for key in config.env_options:
+        where = blame(source, overrides, f"env_options.{key}")
+        check_option_name(config.env_id, key, where, "env_options.", RESERVED_ENV_OPTIONS)
     options = {**config.env_options, "terminate_on_action": config.policy.terminate_on_action}
-    if rt1 is not None:
-        net = rt1.model.config
-        wanted = [net.image_height, net.image_width]
+    if image_size is not None:
+        wanted = list(image_size)
         if "image_size" in options and list(options["image_size"]) != wanted:
             raise ConfigError(
-                f"{source}: env_options.image_size is {list(options['image_size'])}, but the "
-                f"checkpoint's model takes {wanted} images"
+                f"{blame(source, overrides, 'env_options.image_size')}: env_options.image_size is "
+                f"{list(options['image_size'])}, but the checkpoint's model takes {wanted} images"
             )
         options["image_size"] = wanted
     return options
 
 
 def probe_env(config: EvalConfig, env_options: dict[str, Any], source: str) -> tuple[dict[str, Any], int]:
-    """Make the env once in the parent, so bad option values fail before any worker starts; returns the ranges
-    that bin continuous variations in the breakdown (where the env has them) and the episode step limit."""
-    try:
-        probe = gym.make(config.env_id, **env_options)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{source}: env_options: {e}") from None
+    """Make (and reset) the env once in the parent, so bad option values fail before any worker starts;
+    returns the ranges that bin continuous variations in the breakdown (where the env has them) and the
+    episode step limit."""
+    probe = checked_env(config.env_id, env_options, source, "env_options.")
     ranges = {
         name: getattr(probe.unwrapped, attribute)
         for name, attribute in (
@@ -97,22 +109,61 @@ def told_instructions(config: EvalConfig, env_options: dict[str, Any]) -> dict[i
     seeds = list(config.seeds)
     own: dict[int, str] = {}
     if mode == "shuffled":
-        env = gym.make(config.env_id, **env_options)
+        env = checked_env(config.env_id, env_options, "policy.instruction=shuffled")
         own = {seed: env.reset(seed=seed)[1]["instruction"] for seed in seeds}
         env.close()
     return substitute_instructions(mode, seeds, own)
 
 
-def prepare_record(record: Path, job: Distributed, dist: Any) -> None:
-    """Refuse a folder that already holds episodes; rank 0 clears a killed run's staging leftovers while the
-    other ranks wait (they would otherwise be clearing what rank 0 is already staging)."""
-    prefix = EPISODE_DIR.split("{")[0]
-    if any(path.is_dir() for view in CAMERA_NAMES for path in (record / view).glob(f"{prefix}*")):
-        raise OutputError(f"--record {record}: already holds episodes; record into a new folder")
-    if job.is_main:
-        clean_incomplete(record, CAMERA_NAMES)
-    if dist is not None:
-        dist.barrier()
+def check_suite(
+    config: EvalConfig, image_size: Sequence[int] | None, source: str, overrides: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """Every check of a suite's scenes (training calls it before loading data): the env options, the ranges
+    and the step limit."""
+    env_options = resolve_env_options(config, image_size, source, overrides)
+    ranges, max_steps = probe_env(config, env_options, blame(source, overrides, "env_options"))
+    return env_options, ranges, max_steps
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where an evaluation writes: the run folder, its videos, a recording, and whether to replace a run."""
+
+    out: Path
+    video: str = "none"
+    video_scale: int = 0  # 0: auto (see rt1_sim.eval.video.video_scale_for)
+    record: Path | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.video not in VIDEO_MODES:
+            raise ConfigError(f"--video must be one of {VIDEO_MODES}, got {self.video!r}")
+        if self.video_scale < 0:
+            raise ConfigError(f"--video-scale must be >= 0 (0: auto), got {self.video_scale}")
+
+    def check(self) -> list[Path]:
+        """Refuse a run folder or --record folder that already holds files (unless `overwrite`: then return
+        what to remove); reads only, so every rank may call it before any rank writes."""
+        remove = prepare_folder(self.out, "--out", OUT_ENTRIES, self.overwrite)
+        if self.record is not None:
+            if self.record.resolve() == self.out.resolve():
+                raise OutputError(f"--record {self.record}: must be another folder than --out")
+            remove += prepare_folder(self.record, "--record", RECORD_ENTRIES, self.overwrite)
+        return remove
+
+    def make(self, remove: list[Path], is_main: bool, dist: Any) -> None:
+        """Rank 0 removes what --overwrite replaces and creates the folders while the other ranks wait."""
+        if dist is not None:
+            dist.barrier()  # every rank has checked the folders before any is changed
+        if is_main:
+            make_folder(self.out, "--out", remove)
+            if self.video != "none":
+                make_folder(self.out / worker.VIDEO_DIR, "--out")
+            if self.record is not None:
+                make_folder(self.record, "--record")
+                clean_incomplete(self.record, CAMERA_NAMES)
+        if dist is not None:
+            dist.barrier()
 
 
 def run_shard(
@@ -156,30 +207,33 @@ def evaluate(
     record: str | Path | None = None,
     config_file: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    video_scale: int = 0,
+    overrides: Sequence[str] = (),
+    log_file: bool = False,
 ) -> EvalReport:
     """Evaluate `config.policy` on the suite `config`, write the run folder `out`, return the report.
 
-    `workers` processes (per torchrun rank) run the episodes; `video` is "all", "failures" or "none";
-    `record` is a new dataset folder that receives every episode in the IO layout. Under torchrun every rank
-    returns the same report and rank 0 writes the files (`out` and `record` must then be shared folders).
+    `workers` processes (per torchrun rank) run the episodes; `video` is "all", "failures" or "none", its
+    camera images upscaled `video_scale` times (0: auto); `record` is a new dataset folder that receives every
+    episode in the IO layout. `out` and `record` must be new or empty unless `overwrite`. Every input is
+    checked before anything is written; `overrides` (the `--set` texts) let an error name the override rather
+    than the suite file; `log_file` also logs to <out>/eval.log. Under torchrun every rank returns the same
+    report and rank 0 writes the files (`out` and `record` must then be shared folders).
     """
     if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    if video not in VIDEO_MODES:
-        raise ConfigError(f"video must be one of {VIDEO_MODES}, got {video!r}")
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    where = Outputs(Path(out), video, video_scale, Path(record) if record is not None else None, overwrite)
     source = str(config_file) if config_file is not None else "the EvalConfig defaults"
     job = launch_environment()
     dist = init_process_group(job, "gloo")
     choice: PolicyChoice = resolve_policy(config.policy.name)
     rt1 = load_rt1(choice.checkpoint, config.policy.device) if choice.kind == "rt1" else None
-    env_options = resolve_env_options(config, rt1, source)
-    ranges, max_steps = probe_env(config, env_options, source)
+    size = (rt1.model.config.image_height, rt1.model.config.image_width) if rt1 is not None else None
+    env_options = resolve_env_options(config, size, source, overrides)
+    ranges, max_steps = probe_env(config, env_options, blame(source, overrides, "env_options"))
+    where.make(where.check(), job.is_main, dist)
 
-    out = Path(out)
-    (out / worker.VIDEO_DIR if video != "none" else out).mkdir(parents=True, exist_ok=True)
-    if record is not None:
-        record = Path(record)
-        prepare_record(record, job, dist)
     seeds = list(config.seeds)[job.rank :: job.world_size]
     workers = min(workers, max(len(seeds), 1))
     threads = max(1, available_cores() // (workers * job.local_world_size)) if rt1 is not None else None
@@ -189,26 +243,29 @@ def evaluate(
         env_options=env_options,
         max_steps=max_steps,
         video=video,
-        out=str(out),
-        record=str(record) if record is not None else None,
+        out=str(where.out),
+        record=str(where.record) if where.record is not None else None,
         torch_threads=threads,
         instructions=told_instructions(config, env_options),
+        video_scale=video_scale,
     )
-    start = time.perf_counter()
-    outcomes = run_shard(episode_job, seeds, workers, rt1 if workers == 1 else None, progress and job.is_main)
-    if dist is not None:
-        gathered: list[Any] = [None] * job.world_size
-        dist.all_gather_object(gathered, outcomes)
-        outcomes = [o for shard in gathered for o in shard]
-    wall = time.perf_counter() - start
-    outcomes.sort(key=lambda o: o["row"]["seed"])
-    rows = [o["row"] for o in outcomes]
-
-    results = build_results(config, source, choice, rows, ranges)
-    results["timing"] = timing(outcomes, wall, workers, job.world_size, threads)
-    if job.is_main:
-        write_results(out, results)
-        if record is not None:
-            commit_recording(record, rows, results)
-        log.info("wrote results to %s", out)
-    return EvalReport(results, out)
+    with log_to_file(where.out / LOG_FILE if log_file and job.is_main else None, mode="w"):
+        start = time.perf_counter()
+        outcomes = run_shard(
+            episode_job, seeds, workers, rt1 if workers == 1 else None, progress and job.is_main
+        )
+        if dist is not None:
+            gathered: list[Any] = [None] * job.world_size
+            dist.all_gather_object(gathered, outcomes)
+            outcomes = [o for shard in gathered for o in shard]
+        wall = time.perf_counter() - start
+        outcomes.sort(key=lambda o: o["row"]["seed"])
+        rows = [o["row"] for o in outcomes]
+        results = build_results(config, source, choice, rows, ranges)
+        results["timing"] = timing(outcomes, wall, workers, job.world_size, threads)
+        if job.is_main:
+            write_results(where.out, results)
+            if where.record is not None:
+                commit_recording(where.record, rows, results)
+            log.info("wrote results to %s", where.out)
+    return EvalReport(results, where.out)

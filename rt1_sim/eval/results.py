@@ -17,19 +17,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-import pybullet
 
 import rt1_sim
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig, config_to_dict
-from rt1_sim.data.episodes import commit_episode, staging_dirs, write_dataset_info
+from rt1_sim.data.episodes import RECORD_CONFIG_FILE, commit_episode, staging_dirs, write_dataset_info
 from rt1_sim.eval.policies import PolicyChoice
 from rt1_sim.eval.stats import breakdown, rate_block
 from rt1_sim.files import atomic_write_text
 
 RESULTS_FILE, EPISODES_FILE = "results.json", "episodes.csv"
-# written into a --record dataset, as collect writes collect_config.json
-RECORD_CONFIG_FILE = "eval_config.json"
 # Columns of every episode row; the env's variation() keys come between these and "video".
 ROW_COLUMNS = (
     "seed",
@@ -83,6 +80,7 @@ def episode_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def versions() -> dict[str, Any]:
     """Software that can change results (rendering drifts between simulator versions); never imports torch."""
+    import pybullet  # imported (quietly: envs/quiet.py) by envs already
 
     def version(package: str) -> str | None:
         try:

@@ -15,6 +15,7 @@ from rt1_sim.files import atomic_path
 VIDEO_MODES = ("all", "failures", "none")  # which episodes get a video
 CAPTION_HEIGHT = 14  # pixels above the images for the overlaid text (PIL's default font is ~11 px tall)
 MACRO_BLOCK = 16  # H.264 block size: frames are padded to multiples of it so imageio never rescales them
+VIDEO_MIN_HEIGHT = 240  # pixels: camera images are upscaled (nearest neighbour) to at least this in videos
 
 
 def wants_video(mode: str, success: bool) -> bool:
@@ -22,10 +23,19 @@ def wants_video(mode: str, success: bool) -> bool:
     return mode == "all" or (mode == "failures" and not success)
 
 
-def video_frame(obs: dict[str, np.ndarray], step: int, success: bool) -> np.ndarray:
-    """Front and wrist images side by side under a caption with the step number and success, padded to whole
-    H.264 macro blocks: (H', W', 3) uint8."""
+def video_scale_for(height: int, scale: int = 0) -> int:
+    """The integer upscale of camera images in videos: `scale`, or (0, auto) the smallest that makes them at
+    least VIDEO_MIN_HEIGHT pixels tall (3x for the default 96x96 cameras, 1x for IO's 256x320)."""
+    return scale if scale > 0 else max(1, -(-VIDEO_MIN_HEIGHT // height))
+
+
+def video_frame(obs: dict[str, np.ndarray], step: int, success: bool, scale: int = 0) -> np.ndarray:
+    """Front and wrist images side by side, upscaled `scale` times by nearest neighbour (0: auto, see
+    `video_scale_for`), under a caption with the step number and success, padded to whole H.264 macro blocks:
+    (H', W', 3) uint8."""
     images = np.concatenate([obs[name] for name in CAMERA_NAMES], axis=1)  # (H, V * W, 3)
+    k = video_scale_for(images.shape[0], scale)
+    images = images.repeat(k, axis=0).repeat(k, axis=1)  # (k * H, k * V * W, 3)
     h, w = images.shape[:2]
     height = -(-(h + CAPTION_HEIGHT) // MACRO_BLOCK) * MACRO_BLOCK
     width = -(-w // MACRO_BLOCK) * MACRO_BLOCK

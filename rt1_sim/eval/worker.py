@@ -38,6 +38,7 @@ class EvalJob:
     out: str
     record: str | None
     torch_threads: int | None
+    video_scale: int = 0  # camera images upscaled this many times in videos (0: auto, see video_scale_for)
     # seed -> the instruction the policy is told instead of the episode's own (language ablations);
     # None: every episode's own
     instructions: dict[int, str] | None = None
@@ -72,7 +73,7 @@ def run_episode(seed: int) -> dict[str, Any]:
         if not variation:
             variation.update(env.unwrapped.variation())
         if job.video != "none":
-            frames.append(video_frame(obs, len(frames), bool(info["is_success"])))
+            frames.append(video_frame(obs, len(frames), bool(info["is_success"]), job.video_scale))
         if recorder is not None:
             recorder(obs, info, action)
 

@@ -148,3 +148,32 @@ def test_dataset_level_errors(recorded, tmp_path):
     (root / "front" / "dataset_info.json").unlink()
     with pytest.raises(DatasetError, match="missing"):
         list_episodes(root, CAMERA_NAMES)
+
+
+def test_dataset_info_is_checked_against_the_folders_and_every_view(tiny_dataset, tmp_path):
+    root = _copy(tiny_dataset, tmp_path)  # 4 episodes in both views
+    lengths = list_episodes(root, CAMERA_NAMES)
+    write_dataset_info(root, CAMERA_NAMES, lengths[:1])  # lists 1 of the 4 folders
+    with pytest.raises(DatasetError, match="lists 1 episodes, but .*front holds 4 episode folders"):
+        list_episodes(root, CAMERA_NAMES)
+    write_dataset_info(root, CAMERA_NAMES, lengths)
+    (root / "wrist" / "dataset_info.json").write_text(json.dumps({"episode_length": lengths[::-1]}))
+    with pytest.raises(DatasetError, match=r"wrist/dataset_info\.json: lists other episode lengths than"):
+        list_episodes(root, CAMERA_NAMES)
+    (root / "wrist" / "dataset_info.json").unlink()
+    with pytest.raises(DatasetError, match=r"wrist/dataset_info\.json: missing"):
+        list_episodes(root, CAMERA_NAMES)
+    assert list_episodes(root, ("front",)) == lengths  # a dataset read with one view needs only that view's
+    write_dataset_info(root, CAMERA_NAMES, lengths)
+    shutil.rmtree(root / "wrist" / "data_002")
+    with pytest.raises(DatasetError, match=r"wrist holds 3 episode folders \(missing data_002\)"):
+        list_episodes(root, CAMERA_NAMES)
+
+
+def test_a_corrupt_episode_json_names_the_file(recorded, tmp_path):
+    _, root = recorded
+    root = _copy(root, tmp_path)
+    meta = root / "front" / "data_000" / "episode.json"
+    meta.write_text("[1, 2")
+    with pytest.raises(DatasetError, match=f"{meta}: not valid JSON"):
+        read_episode(root, CAMERA_NAMES, 0)
