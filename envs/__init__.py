@@ -2,10 +2,19 @@
 
 import gymnasium
 
+from envs.experts import make_expert
+from envs.objects import COLORS, FAMILIES, HELDOUT_COLORS, HELDOUT_COMBOS, MIX, SHAPES, SPLITS, TRAIN_COLORS
 from envs.panda_pick import PandaPickEnv
+from envs.tabletop import PandaTabletopEnv
 
 MAX_EPISODE_STEPS = 80  # 8 s at 10 Hz; the scripted expert needs about 40 control steps
+# 20 s at 10 Hz. The slowest expert (place_in / stack: grasp, carry across the table, lower, release, retreat)
+# needs up to about 90 control steps, re-grasps included; 200 leaves a learned policy room to recover.
+TABLETOP_MAX_EPISODE_STEPS = 200
 
 gymnasium.register(id="PandaPick-v0", entry_point="envs.panda_pick:PandaPickEnv", max_episode_steps=MAX_EPISODE_STEPS)
+gymnasium.register(id="PandaTabletop-v0", entry_point="envs.tabletop:PandaTabletopEnv",
+                   max_episode_steps=TABLETOP_MAX_EPISODE_STEPS)
 
-__all__ = ["MAX_EPISODE_STEPS", "PandaPickEnv"]
+__all__ = ["COLORS", "FAMILIES", "HELDOUT_COLORS", "HELDOUT_COMBOS", "MAX_EPISODE_STEPS", "MIX", "SHAPES", "SPLITS",
+           "TABLETOP_MAX_EPISODE_STEPS", "TRAIN_COLORS", "PandaPickEnv", "PandaTabletopEnv", "make_expert"]

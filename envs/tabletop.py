@@ -11,6 +11,7 @@ envs/tasks/ or a seeded uniform mix of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -214,3 +215,63 @@ class TabletopEnv(gym.Env):
             "success_once": self._success_once,
             "raw_state": self.raw_state(),
         }
+
+
+class PandaTabletopEnv(TabletopEnv):
+    """PandaTabletop-v0: one task family (`task=`), or `task="mix"`: a seeded uniform choice per episode.
+
+    Same cameras, action table, control rate and observation as PandaPick-v0; `info["instruction"]` names the
+    episode's goal. Split options (`colors`, `paraphrases`, `combos`, each "train" or "heldout") choose training or
+    held-out colours, phrasings and (family, colour, shape) targets; see envs/objects.py and envs/tasks/.
+    """
+
+    def __init__(
+        self,
+        task: str = "mix",
+        colors: str = "train",
+        paraphrases: str = "train",
+        combos: str = "train",
+        target_color: str | None = None,
+        target_shape: str | None = None,
+        num_distractors: int | Sequence[int] | None = None,
+        render_mode: str | None = None,
+        image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
+        front_fov: float = 45.0,
+        wrist_fov: float = 75.0,
+        light_direction: Sequence[float] = (0.6, 0.4, 1.0),
+        light_jitter: float = 0.0,
+        camera_jitter: float = 0.0,
+        table_color_jitter: float = 0.0,
+        success_hold_steps: int = 3,
+        terminate_on_success: bool = True,
+        terminate_on_action: bool = True,
+        action_frame: str = "base",
+        control_substeps: int = 24,
+    ) -> None:
+        from envs.tasks import TASKS, TabletopOptions  # the tasks import this module's neighbours, not it
+
+        if num_distractors is not None:
+            num_distractors = ((int(num_distractors),) * 2 if np.isscalar(num_distractors)
+                               else tuple(int(n) for n in num_distractors))
+        self.options = TabletopOptions(task=task, colors=colors, paraphrases=paraphrases, combos=combos,
+                                       target_color=target_color, target_shape=target_shape,
+                                       num_distractors=num_distractors)
+        view = ViewOptions(render_mode=render_mode, image_size=tuple(image_size), front_fov=front_fov,
+                           wrist_fov=wrist_fov, light_direction=tuple(light_direction), light_jitter=light_jitter,
+                           camera_jitter=camera_jitter, table_color_jitter=table_color_jitter,
+                           success_hold_steps=success_hold_steps, terminate_on_success=terminate_on_success,
+                           terminate_on_action=terminate_on_action, action_frame=action_frame,
+                           control_substeps=control_substeps)
+        super().__init__(view)
+        families = tuple(TASKS) if task == "mix" else (task,)
+        self.tasks = {f: TASKS[f](self.sim, self.robot, self.options) for f in families}
+
+    def _select_task(self, rng: np.random.Generator) -> Task:
+        if len(self.tasks) == 1:
+            return next(iter(self.tasks.values()))
+        return list(self.tasks.values())[int(rng.integers(len(self.tasks)))]
+
+    @property
+    def family(self) -> str:
+        """The current episode's family."""
+        return self.task.family

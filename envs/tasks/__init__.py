@@ -1,0 +1,19 @@
+"""Task families, one file each; `TASKS` maps a family name to its Task class.
+
+Adding a family = one new file with its Task (scene, templates, success, privileged state, variation, expert),
+its entry here and in `envs.objects.FAMILIES`, and its tests.
+"""
+
+from envs.objects import COLORS, FAMILIES, HELDOUT_COLORS, HELDOUT_COMBOS, MIX, SHAPES, SPLITS, TRAIN_COLORS
+from envs.tasks.base import Task
+from envs.tasks.common import TabletopOptions
+from envs.tasks.move_near import MoveNearTask
+from envs.tasks.pick import PickTask
+
+TASKS: dict[str, type[Task]] = {
+    "pick": PickTask,
+    "move_near": MoveNearTask,
+}
+
+__all__ = ["COLORS", "FAMILIES", "HELDOUT_COLORS", "HELDOUT_COMBOS", "MIX", "SHAPES", "SPLITS", "TASKS",
+           "TRAIN_COLORS", "TabletopOptions", "Task"]
