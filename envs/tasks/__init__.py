@@ -9,10 +9,14 @@ from envs.tasks.base import Task
 from envs.tasks.common import TabletopOptions
 from envs.tasks.move_near import MoveNearTask
 from envs.tasks.pick import PickTask
+from envs.tasks.place_in import PlaceInTask
+from envs.tasks.stack import StackTask
 
 TASKS: dict[str, type[Task]] = {
     "pick": PickTask,
     "move_near": MoveNearTask,
+    "place_in": PlaceInTask,
+    "stack": StackTask,
 }
 
 __all__ = ["COLORS", "FAMILIES", "HELDOUT_COLORS", "HELDOUT_COMBOS", "MIX", "SHAPES", "SPLITS", "TASKS",
