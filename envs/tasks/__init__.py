@@ -10,6 +10,7 @@ from envs.tasks.common import TabletopOptions
 from envs.tasks.move_near import MoveNearTask
 from envs.tasks.pick import PickTask
 from envs.tasks.place_in import PlaceInTask
+from envs.tasks.push import PushTask
 from envs.tasks.stack import StackTask
 
 TASKS: dict[str, type[Task]] = {
@@ -17,6 +18,7 @@ TASKS: dict[str, type[Task]] = {
     "move_near": MoveNearTask,
     "place_in": PlaceInTask,
     "stack": StackTask,
+    "push": PushTask,
 }
 
 __all__ = ["COLORS", "FAMILIES", "HELDOUT_COLORS", "HELDOUT_COMBOS", "MIX", "SHAPES", "SPLITS", "TASKS",
