@@ -10,8 +10,8 @@ envs/tasks/ or a seeded uniform mix of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym

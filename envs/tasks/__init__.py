@@ -7,6 +7,7 @@ its entry here and in `envs.objects.FAMILIES`, and its tests.
 from envs.objects import COLORS, FAMILIES, HELDOUT_COLORS, HELDOUT_COMBOS, MIX, SHAPES, SPLITS, TRAIN_COLORS
 from envs.tasks.base import Task
 from envs.tasks.common import TabletopOptions
+from envs.tasks.drawer import DrawerTask
 from envs.tasks.move_near import MoveNearTask
 from envs.tasks.pick import PickTask
 from envs.tasks.place_in import PlaceInTask
@@ -19,6 +20,7 @@ TASKS: dict[str, type[Task]] = {
     "place_in": PlaceInTask,
     "stack": StackTask,
     "push": PushTask,
+    "drawer": DrawerTask,
 }
 
 __all__ = ["COLORS", "FAMILIES", "HELDOUT_COLORS", "HELDOUT_COMBOS", "MIX", "SHAPES", "SPLITS", "TASKS",

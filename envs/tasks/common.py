@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -117,8 +117,9 @@ def choose(rng: np.random.Generator, items) -> Any:
 class TabletopTask(Task):
     """Shared machinery for PandaTabletop-v0's families: templates, splits, named objects, distractors."""
 
-    templates: dict[str, tuple[Template, ...]] = {}  # split -> templates
+    templates: ClassVar[dict[str, tuple[Template, ...]]] = {}  # split -> templates
     default_distractors: tuple[int, int] = (0, 2)
+    target_shapes: tuple[str, ...] = SHAPES  # what this family's target may be
 
     def __init__(self, sim: Sim, robot, options: TabletopOptions) -> None:
         super().__init__(sim, robot, options)
@@ -146,7 +147,7 @@ class TabletopTask(Task):
     def draw_target(self, rng: np.random.Generator) -> tuple[str, str]:
         """(colour, shape) of the target under the colour and combination splits (rejection sampling)."""
         o = self.options
-        shapes = (o.target_shape,) if o.target_shape else SHAPES
+        shapes = (o.target_shape,) if o.target_shape else self.target_shapes
         while True:
             color, shape = choose(rng, o.target_colors()), choose(rng, shapes)
             if o.target_allowed(self.family, color, shape):
