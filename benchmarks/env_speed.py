@@ -2,9 +2,10 @@
 
 Both run in this process, one after the other, with the same image size and random actions; panda-gym renders its
 single camera through `render()` after each step (its `render_mode="rgb_array"`, TinyRenderer), ours renders two
-cameras inside `step()`. Ratio = ours / panda-gym.
+cameras inside `step()`. Ratio = ours / panda-gym. `--env PandaTabletop-v0 --task mix` measures the multi-task env
+(episodes end on the time limit or a random terminate flag, and every reset builds a new family's scene).
 
-    python benchmarks/env_speed.py [--image-size 96 96] [--steps 300] [--json]
+    python benchmarks/env_speed.py [--env PandaPick-v0] [--task mix] [--image-size 96 96] [--steps 300] [--json]
 """
 
 from __future__ import annotations
@@ -41,12 +42,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, nargs=2, default=[96, 96], metavar=("H", "W"))
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--env", default="PandaPick-v0", choices=["PandaPick-v0", "PandaTabletop-v0"])
+    parser.add_argument("--task", default="mix", help="PandaTabletop-v0's task family (or mix)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     height, width = args.image_size
 
-    ours = gym.make("PandaPick-v0", image_size=(height, width), terminate_on_action=False)
-    result = {"image_size": [height, width], "cameras": 2, "steps": args.steps,
+    options = {"task": args.task} if args.env == "PandaTabletop-v0" else {}
+    ours = gym.make(args.env, image_size=(height, width), terminate_on_action=False, **options)
+    label = args.env + (f" task={args.task}" if options else "")
+    result = {"env": label, "image_size": [height, width], "cameras": 2, "steps": args.steps,
               "steps_per_s": _steps_per_s(ours, args.steps, render=False)}
     ours.close()
     try:
@@ -63,7 +68,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"PandaPick-v0, 2 cameras at {height}x{width}: {result['steps_per_s']:.1f} steps/s")
+    print(f"{label}, 2 cameras at {height}x{width}: {result['steps_per_s']:.1f} steps/s")
     if result["ratio"] is None:
         print("panda-gym not installed (pip install panda-gym): no side-by-side ratio")
     else:

@@ -86,7 +86,7 @@ class TabletopOptions:
         valid_shapes = (DRAWER,) if self.task == "drawer" else SHAPES
         if shape is not None and shape not in valid_shapes:
             raise ValueError(f"target_shape for task {self.task!r} must be one of {list(valid_shapes)}, got {shape!r}")
-        if not any(self.target_allowed(self.task, c, s) for c in self.target_colors()
+        if self.task != MIX and not any(self.target_allowed(self.task, c, s) for c in self.target_colors()
                    for s in ([shape] if shape else valid_shapes)):
             raise ValueError(f"impossible combination: task={self.task!r}, target_color={color!r}, "
                              f"target_shape={shape!r} with combos={self.combos!r} (held-out combinations: "
