@@ -22,6 +22,7 @@ MAX_TURN = _BOUNDS["rotation_delta"]  # radians per control step
 HOVER = 0.10  # approach height above an object's centre, metres
 CARRY_Z = 0.17  # grasp-point height while carrying, metres: clears every object, bowl and stack
 OPEN, CLOSED = -1.0, 1.0
+LOWER_GAIN = 0.6  # fraction of the object's xy error corrected per control step while lowering
 RETRY_AFTER = 8  # control steps of retreat without success before grasping again
 RELEASE_CLEARANCE = 0.03  # metres of finger opening beyond the held object's width when letting go
 
@@ -136,7 +137,9 @@ class PickPlaceExpert(Expert):
             return target, 0.0, CLOSED, 0.0
         if self.phase == "lower":
             self.counter += 1
-            target = place + offset
+            # Steer the object, not the hand; a gain below 1 keeps a swinging grasp from oscillating.
+            error = place - obj["pos"]
+            target = ee + np.array([LOWER_GAIN * error[0], LOWER_GAIN * error[1], error[2]])
             near = abs(obj["pos"][2] - place[2]) < 0.008 and np.linalg.norm(obj["pos"][:2] - place[:2]) < 0.01
             if near or self.counter > 25:  # there, or blocked: let go where it is
                 self.goto("release")
