@@ -52,6 +52,7 @@ HELDOUT_COMBOS: tuple[tuple[str, str, str], ...] = (
 
 OBJECT_MASS = 0.1  # kg
 ROLLING_FRICTION = 0.003
+OBJECT_FRICTION = 0.6
 DRAWER_URDF = str(Path(__file__).resolve().parent.parent / "assets" / "drawer" / "cabinet.urdf")
 
 
@@ -121,8 +122,9 @@ def spawn_object(sim: Sim, name: str, spec: ObjectSpec, xy: np.ndarray, yaw: flo
     else:
         quat = sim.client.getQuaternionFromEuler((0.0, 0.0, yaw))
         body = sim.create_box(name, tuple(s / 2 for s in spec.size), position, quat, mass=OBJECT_MASS, rgba=rgba)
-    # Rolling friction: a cylinder knocked onto its side stops instead of rolling off the table.
-    sim.client.changeDynamics(body, -1, rollingFriction=ROLLING_FRICTION)
+    # Rolling friction: a cylinder knocked onto its side stops instead of rolling off the table. Sliding
+    # friction 0.6 (times the table's 1.0): pushed low, an object slides rather than tips over.
+    sim.client.changeDynamics(body, -1, lateralFriction=OBJECT_FRICTION, rollingFriction=ROLLING_FRICTION)
     return body
 
 
