@@ -110,8 +110,9 @@ class TabletopEnv(gym.Env):
         self.episode_seed = seed
         rng = self.np_random
         self.sim.clear()
-        # A flat, untextured table large enough to fill every view (a textured plane costs render time).
-        self.sim.create_box("table", (1.0, 1.0, 0.02), (0.45, 0.0, -0.02), rgba=TABLE_RGBA)
+        # A flat, untextured table large enough to fill every view (a textured plane costs render time), drawn as
+        # its top face only.
+        self.sim.create_slab("table", (1.0, 1.0, 0.02), (0.45, 0.0, -0.02), rgba=TABLE_RGBA)
         self.robot.load()
         self.robot.reset()
         self.task = self._select_task(rng)
