@@ -3,7 +3,7 @@ episode's instruction.
 
     python benchmarks/contact_sheet.py [--out assets/tabletop_contact_sheet.png] [--size 192] [--seed 0]
 
-Each tile runs the family's scripted expert from `reset(seed)` and keeps the frame halfway through its episode.
+Tile i runs its family's scripted expert from `reset(seed + i)` and keeps the frame halfway through the episode.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def contact_sheet(seed: int, size: int, columns: int = 3) -> Image.Image:
     sheet = Image.new("RGB", (columns * size, rows * (size + CAPTION_HEIGHT)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, family in enumerate(FAMILIES):
-        frame, instruction = mid_episode_frame(family, seed, size)
+        frame, instruction = mid_episode_frame(family, seed + i, size)  # a different scene per tile
         x, y = (i % columns) * size, (i // columns) * (size + CAPTION_HEIGHT)
         sheet.paste(Image.fromarray(frame), (x, y))
         draw.text((x + 4, y + size + 2), family, fill="black")

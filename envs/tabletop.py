@@ -21,6 +21,7 @@ from gymnasium import spaces
 from envs.robot import Panda, yaw_of
 from envs.sim import CameraConfig, Sim
 from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES, action_to_dict
+from envs.tasks import TASKS, TabletopOptions
 from envs.tasks.base import Task
 
 TABLE_RGBA = (0.62, 0.6, 0.56, 1.0)
@@ -249,8 +250,6 @@ class PandaTabletopEnv(TabletopEnv):
         action_frame: str = "base",
         control_substeps: int = 24,
     ) -> None:
-        from envs.tasks import TASKS, TabletopOptions  # the tasks import this module's neighbours, not it
-
         if num_distractors is not None:
             num_distractors = ((int(num_distractors),) * 2 if np.isscalar(num_distractors)
                                else tuple(int(n) for n in num_distractors))
