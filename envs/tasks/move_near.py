@@ -9,14 +9,15 @@ import numpy as np
 
 from envs.objects import COLOR_SPLITS, box_extent
 from envs.tasks.common import TabletopTask, Template
-from envs.tasks.skills import PickPlaceExpert, wrap_period
+from envs.tasks.skills import RELEASE_CLEARANCE, PickPlaceExpert, wrap_period
 
 NEAR = 0.10  # metres between centres (xy)
 PLACE_DISTANCE = 0.088  # the expert sets A down at most this far from B's centre
 PLACE_GAP = 0.012  # and leaves this gap between their sides (fingers included)
-FINGER_THICKNESS = 0.014
-PLACE_X, PLACE_Y = (0.30, 0.75), 0.30  # where the expert may set A down (reachable, in view), metres  # a finger pad beside the held object, metres
-FINGER_HALF_WIDTH = 0.012
+# A finger pad beside the held object, plus how far it moves out when the expert lets go, metres.
+FINGER_THICKNESS = 0.014 + RELEASE_CLEARANCE / 2
+PLACE_X, PLACE_Y = (0.30, 0.75), 0.30  # where the expert may set A down (reachable, in view), metres
+FINGER_HALF_WIDTH = 0.012  # half a finger pad across the hand, metres
 MAX_B_MOTION = 0.05
 ON_TABLE = 0.01  # A's centre within this of its resting height: on the table, not on top of something
 
@@ -54,7 +55,7 @@ class MoveNearTask(TabletopTask):
 
     def start(self) -> None:
         self.other_start = self.pose("other")[0].copy()
-        self.place_xy = self._free_spot_near_other()
+        self.place_offset = self._free_spot_near_other() - self.other_start[:2]  # from B's centre, metres
 
     def _free_spot_near_other(self) -> np.ndarray:
         """Where the expert sets A down: beside B with a PLACE_GAP between their sides (the fingers included), in
@@ -101,7 +102,8 @@ class MoveNearTask(TabletopTask):
                 "distance": self.distance(), "other_motion": self.other_motion()}
 
     def privileged_state(self) -> dict[str, Any]:
-        place = np.array([*self.place_xy, self.rest_z["target"] + 0.006])
+        # The spot moves with B, should B have been nudged.
+        place = np.array([*(self.pose("other")[0][:2] + self.place_offset), self.rest_z["target"] + 0.006])
         return {"target": self.object_state("target"), "other": self.object_state("other"), "place_pos": place,
                 "is_success": self.is_success()}
 
