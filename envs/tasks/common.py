@@ -188,12 +188,12 @@ class TabletopTask(Task):
         return spec
 
     def add_distractors(self, rng: np.random.Generator, keep_out: list[tuple[np.ndarray, float]],
-                        taken: set[tuple[str, str]]) -> None:
+                        taken: set[tuple[str, str]], **region) -> None:
         """Unnamed objects with names unique in the scene (they may use held-out combinations)."""
         for i in range(self.draw_count(rng)):
             color, shape = self.draw_named(rng, taken, scene_colors(self.options))
             taken.add((color, shape))
-            self.add_object(rng, f"distractor_{i}", color, shape, keep_out)
+            self.add_object(rng, f"distractor_{i}", color, shape, keep_out, **region)
 
     # ---- state ----
     def pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:

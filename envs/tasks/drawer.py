@@ -10,11 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from envs.objects import (
-    CABINET_DEPTH,
-    CABINET_WIDTH,
     DRAWER,
     DRAWER_JOINT,
-    DRAWER_TRAVEL,
     HANDLE_OFFSET,
     spawn_cabinet,
 )
@@ -69,11 +66,9 @@ class DrawerTask(TabletopTask):
         opening = float(rng.uniform(*START_OPEN)) if self.action == "close" else 0.0
         yaw = -self.side * np.pi / 2  # the drawer's +x axis points towards y = 0
         spawn_cabinet(self.sim, "cabinet", self.color, centre, yaw, opening)
-        # Keep distractors off the cabinet and off the drawer's path.
-        half = CABINET_DEPTH / 2 + DRAWER_TRAVEL + 0.06
-        keep_out = [(centre + np.array([0.0, -self.side * d]), CABINET_WIDTH / 2 + 0.02)
-                    for d in np.arange(0.0, half, 0.05)]
-        self.add_distractors(rng, keep_out, set())
+        # Distractors stay on the far side of the table: off the cabinet, the drawer's path and the hand's.
+        far = (-0.22, -0.10) if self.side > 0 else (0.10, 0.22)
+        self.add_distractors(rng, [], set(), y_range=far)
         self.centre = centre
 
     def instruction(self) -> str:
