@@ -94,6 +94,13 @@ class PandaPickEnv(TabletopEnv):
         options = _pick_options(cube_color, cube_size, x_range, y_range, yaw_range, num_distractors, lift_height)
         super().__init__(view)
         self.pick_task = PickCubeTask(self.sim, self.robot, options)
+        # The option attributes the single-task env exposed (rt1_sim's evaluator reads the ranges).
+        self.cube_color, self.cube_size_range = options.cube_color, options.cube_size_range
+        self.x_range, self.y_range, self.yaw_range = options.x_range, options.y_range, options.yaw_range
+        self.num_distractors, self.lift_height = options.num_distractors, options.lift_height
+        self.light_jitter, self.camera_jitter = view.light_jitter, view.camera_jitter
+        self.success_hold_steps = view.success_hold_steps
+        self.terminate_on_success, self.terminate_on_action = view.terminate_on_success, view.terminate_on_action
 
     def _select_task(self, rng: np.random.Generator) -> Task:
         return self.pick_task

@@ -174,3 +174,11 @@ def test_variation_is_what_the_evaluator_logged():
         assert {k: variation[k] for k in expected} == expected
         assert variation["family"] == "pick" and variation["target"] == f"{env.cube_color_name} cube"
     env.close()
+
+
+def test_option_attributes_stay_readable():
+    env = PandaPickEnv(cube_size=(0.04, 0.06), x_range=(0.4, 0.7), num_distractors=(0, 4), light_jitter=0.2)
+    assert env.cube_size_range == (0.04, 0.06) and env.x_range == (0.4, 0.7) and env.y_range == (-0.15, 0.15)
+    assert env.num_distractors == (0, 4) and env.light_jitter == 0.2 and env.cube_color == "red"
+    assert env.success_hold_steps == 3 and env.terminate_on_action
+    env.close()
