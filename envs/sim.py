@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pybullet
@@ -72,7 +72,7 @@ class Sim:
                    orientation: Sequence[float] = (0, 0, 0, 1), mass: float = 0.0,
                    rgba: Sequence[float] = (0.5, 0.5, 0.5, 1.0), friction: float = 1.0) -> int:
         """A box body (mass 0: static) with one flat colour: untextured shapes keep TinyRenderer cheap."""
-        shape = dict(halfExtents=half_extents)
+        shape = {"halfExtents": half_extents}
         return self._create(name, pybullet.GEOM_BOX, shape, shape, position, orientation, mass, rgba, friction)
 
     def create_slab(self, name: str, half_extents: Sequence[float], position: Sequence[float],
@@ -98,12 +98,12 @@ class Sim:
     def create_cylinder(self, name: str, radius: float, height: float, position: Sequence[float], mass: float,
                         rgba: Sequence[float], friction: float = 1.0) -> int:
         # PyBullet names a cylinder's height `height` for collision shapes and `length` for visual shapes.
-        return self._create(name, pybullet.GEOM_CYLINDER, dict(radius=radius, height=height),
-                            dict(radius=radius, length=height), position, (0, 0, 0, 1), mass, rgba, friction)
+        return self._create(name, pybullet.GEOM_CYLINDER, {"radius": radius, "height": height},
+                            {"radius": radius, "length": height}, position, (0, 0, 0, 1), mass, rgba, friction)
 
     def create_sphere(self, name: str, radius: float, position: Sequence[float], mass: float,
                       rgba: Sequence[float], friction: float = 1.0) -> int:
-        shape = dict(radius=radius)
+        shape = {"radius": radius}
         return self._create(name, pybullet.GEOM_SPHERE, shape, shape, position, (0, 0, 0, 1), mass, rgba, friction)
 
     def _create(self, name: str, geom: int, collision_kwargs: dict, visual_kwargs: dict, position: Sequence[float],

@@ -82,7 +82,8 @@ class PickPlaceExpert(Expert):
 
     Reads `target` (an object state: pos, yaw, grasp_symmetry, is_grasped) and, unless `lift_only`, `place_pos`:
     where the target's centre should be when released (metres). Lowering steers the object, not the hand, so a
-    grasp off-centre still lands the object where it belongs. `lift_height`: pick only, lift this far and hold.
+    grasp off-centre still lands the object where it belongs. With `lift_only` (pick) it lifts the grasp point to
+    the state's `lift_z` (metres), holds, and asks to terminate once the state says `is_success`.
     """
 
     phases = ("approach", "descend", "close", "lift", "carry", "lower", "release", "retreat")
@@ -109,7 +110,8 @@ class PickPlaceExpert(Expert):
         pos = obj["pos"]
         if self.phase == "approach":
             target = pos + np.array([0.0, 0.0, HOVER])
-            if np.linalg.norm(target[:2] - ee[:2]) < 0.008 and abs(target[2] - ee[2]) < 0.02 and abs(yaw_error) < 0.05:
+            aligned = abs(yaw_error) < 0.05
+            if np.linalg.norm(target[:2] - ee[:2]) < 0.008 and abs(target[2] - ee[2]) < 0.02 and aligned:
                 self.goto("descend")
             return target, yaw_error, OPEN, 0.0
         target = pos.copy()
