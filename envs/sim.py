@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pybullet
@@ -37,7 +37,7 @@ class Sim:
     """Owns one headless (DIRECT) PyBullet client; several instances in one process never interfere."""
 
     def __init__(self, timestep: float = 1.0 / 240.0, solver_iterations: int = 50) -> None:
-        with quiet_c_output():  # connecting prints "argv[0]=" from C
+        with quiet_c_output():  # the C client prints `argv[0]=` when it connects
             self.client = BulletClient(connection_mode=pybullet.DIRECT)
         self.timestep = timestep
         self.solver_iterations = solver_iterations
@@ -98,10 +98,46 @@ class Sim:
         friction: float = 1.0,
     ) -> int:
         """A box body (mass 0: static) with one flat colour: untextured shapes keep TinyRenderer cheap."""
-        shape = dict(halfExtents=half_extents)
+        shape = {"halfExtents": half_extents}
         return self._create(
             name, pybullet.GEOM_BOX, shape, shape, position, orientation, mass, rgba, friction
         )
+
+    def create_slab(
+        self,
+        name: str,
+        half_extents: Sequence[float],
+        position: Sequence[float],
+        rgba: Sequence[float],
+        friction: float = 1.0,
+    ) -> int:
+        """A static box that collides as a box but is drawn as its top face only (2 triangles instead of 12).
+
+        TinyRenderer scans every triangle it is given: a table's hidden faces span the whole image too, for about
+        10% of the render time at 256x320. The top face is wound and triangulated as PyBullet's own box is, so
+        every image stays byte-identical (tests/envs/test_pick_bytes.py).
+        """
+        c = self.client
+        hx, hy, hz = half_extents
+        collision = c.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half_extents)
+        corners = [[-hx, -hy, hz], [hx, -hy, hz], [hx, hy, hz], [-hx, hy, hz]]
+        visual = c.createVisualShape(
+            pybullet.GEOM_MESH,
+            vertices=corners,
+            indices=[0, 1, 2, 0, 2, 3],
+            normals=[[0, 0, 1]] * 4,
+            uvs=[[0, 0]] * 4,
+            rgbaColor=rgba,
+        )
+        body = c.createMultiBody(
+            baseMass=0.0,
+            baseCollisionShapeIndex=collision,
+            baseVisualShapeIndex=visual,
+            basePosition=position,
+        )
+        c.changeDynamics(body, -1, lateralFriction=friction)
+        self.bodies[name] = body
+        return body
 
     def create_cylinder(
         self,
@@ -117,8 +153,8 @@ class Sim:
         return self._create(
             name,
             pybullet.GEOM_CYLINDER,
-            dict(radius=radius, height=height),
-            dict(radius=radius, length=height),
+            {"radius": radius, "height": height},
+            {"radius": radius, "length": height},
             position,
             (0, 0, 0, 1),
             mass,
@@ -135,7 +171,7 @@ class Sim:
         rgba: Sequence[float],
         friction: float = 1.0,
     ) -> int:
-        shape = dict(radius=radius)
+        shape = {"radius": radius}
         return self._create(
             name, pybullet.GEOM_SPHERE, shape, shape, position, (0, 0, 0, 1), mass, rgba, friction
         )

@@ -54,11 +54,11 @@ class RandomPolicy:
 
 
 def make_expert(env: Any, noise: float = 0.0, seed: int = 0) -> Policy:
-    """The env's scripted expert (reads privileged state from `env`); the one place that names it, so that
-    collection and evaluation get another env's expert by changing this function alone."""
-    from envs.scripted_expert import ScriptedExpert
+    """The env's scripted expert (reads privileged state from `env`; for PandaTabletop-v0 `task="mix"`, the
+    current episode's family's expert): envs.make_expert decides, so rt1_sim never names a task."""
+    import envs
 
-    return ScriptedExpert(env, noise=noise, seed=seed)
+    return envs.make_expert(env, noise=noise, seed=seed)
 
 
 @dataclass

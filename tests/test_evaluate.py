@@ -77,7 +77,9 @@ def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
     assert (out1 / ev.EPISODES_FILE).read_bytes() == (out2 / ev.EPISODES_FILE).read_bytes()
     results = _without_timing(out1)
     assert [r["seed"] for r in results["per_episode"]] == list(suite.seeds)
-    assert set(results["per_variation"]) == {"cube_color", "num_distractors", "cube_size", "cube_x", "cube_y"}
+    assert set(results["per_variation"]) == {
+        *("cube_color", "num_distractors", "cube_size", "cube_x", "cube_y", "family", "target")
+    }
 
     lengths = list_episodes(rec1, CAMERA_NAMES)
     assert lengths == list_episodes(rec2, CAMERA_NAMES) == [12, 12, 12]
@@ -88,7 +90,8 @@ def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
         ev.evaluate(suite, tmp_path / "again", record=rec1, progress=False)
 
     csv = pd.read_csv(out1 / ev.EPISODES_FILE)
-    variation = ["cube_color", "num_distractors", "cube_size", "cube_x", "cube_y"]  # the env's variation()
+    # the env's variation() (its "instruction" is the row's own column)
+    variation = ["cube_color", "num_distractors", "cube_size", "cube_x", "cube_y", "family", "target"]
     assert list(csv.columns) == ev.episode_columns(results["per_episode"])
     assert list(csv.columns) == [*ev.results.ROW_COLUMNS, *variation, "video"]
     for row in results["per_episode"]:

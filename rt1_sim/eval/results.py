@@ -69,8 +69,12 @@ class EvalReport:
 
 
 def variation_names(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The env's variation keys, as they appear in the rows (between ROW_COLUMNS and "video")."""
-    return [k for k in rows[0] if k not in ROW_COLUMNS and k != "video"] if rows else []
+    """The env's variation keys, in order of first appearance over all rows (families of a `mix` suite
+    describe their episodes with different keys)."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update((k, None) for k in row if k not in ROW_COLUMNS and k != "video")
+    return list(names)
 
 
 def episode_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:

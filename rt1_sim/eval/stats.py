@@ -59,11 +59,15 @@ def breakdown(
     rows: Sequence[Mapping[str, Any]], names: Sequence[str], ranges: Mapping[str, tuple[float, float]]
 ) -> dict[str, Any]:
     """Success per variation `names` (the keys of the env's `variation()`), in value order: a variation with a
-    range in `ranges` (e.g. {"cube_x": (lo, hi)}) is binned over it, any other is grouped by value."""
+    range in `ranges` (e.g. {"cube_x": (lo, hi)}) is binned over it, any other is grouped by value. Variations
+    that are lists (e.g. the names of every object in the scene) describe a scene, not a group: skipped."""
     out: dict[str, Any] = {}
     for name in names:
+        having = [r for r in rows if name in r]  # a mix suite's families have different variation keys
+        if any(isinstance(r[name], (list, tuple, dict)) for r in having):
+            continue
         groups: dict[tuple[Any, str], list[bool]] = {}
-        for r in rows:
+        for r in having:
             key = bin_of(r[name], *ranges[name]) if name in ranges else (r[name], str(r[name]))
             groups.setdefault(key, []).append(r["success"])
         out[name] = {label: rate_block(sum(s), len(s)) for (_, label), s in sorted(groups.items())}

@@ -177,3 +177,29 @@ def test_success_needs_the_cube_lifted_between_the_fingers():
         *_, info = env.step(_action(world=(0.0, 0.0, 0.04), gripper=1.0))
     assert not info["is_success"] and not info["is_grasped"] and abs(info["cube_height"]) < 1e-3
     env.close()
+
+
+def test_variation_is_what_the_evaluator_logged():
+    env = PandaPickEnv(cube_color="random", cube_size=(0.04, 0.06), num_distractors=(0, 4))
+    for seed in range(3):
+        env.reset(seed=seed)
+        state = env.privileged_state()
+        expected = {
+            "cube_color": env.cube_color_name,
+            "num_distractors": env.distractor_count,
+            "cube_size": float(state["cube_size"]),
+            "cube_x": float(state["cube_pos"][0]),
+            "cube_y": float(state["cube_pos"][1]),
+        }
+        variation = env.variation()
+        assert {k: variation[k] for k in expected} == expected
+        assert variation["family"] == "pick" and variation["target"] == f"{env.cube_color_name} cube"
+    env.close()
+
+
+def test_option_attributes_stay_readable():
+    env = PandaPickEnv(cube_size=(0.04, 0.06), x_range=(0.4, 0.7), num_distractors=(0, 4), light_jitter=0.2)
+    assert env.cube_size_range == (0.04, 0.06) and env.x_range == (0.4, 0.7) and env.y_range == (-0.15, 0.15)
+    assert env.num_distractors == (0, 4) and env.light_jitter == 0.2 and env.cube_color == "red"
+    assert env.success_hold_steps == 3 and env.terminate_on_action
+    env.close()

@@ -1,0 +1,166 @@
+"""Scripted-expert building blocks shared by the task families: a closed-loop phase machine base class and the
+pick-and-place skill most families use.
+
+Every expert implements the Policy protocol (`reset(instruction)`, `act(obs) -> flat float32 action`), reads ground
+truth through `env.unwrapped.privileged_state()` only, and recomputes its command from the current state each step,
+so optional action noise (a fraction of the bounds, from a generator seeded by (seed, episode seed)) diversifies
+demonstrations without derailing them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from envs.robot import MAX_FINGER_OPENING
+from envs.spaces import ACTION_SIZE, ACTION_SLICES, ACTION_TABLE
+
+_BOUNDS = {d.name: d.high for d in ACTION_TABLE}
+MAX_STEP = _BOUNDS["world_vector"]  # metres per control step
+MAX_TURN = _BOUNDS["rotation_delta"]  # radians per control step
+HOVER = 0.10  # approach height above an object's centre, metres
+CARRY_Z = 0.17  # grasp-point height while carrying, metres: clears every object, bowl and stack
+OPEN, CLOSED = -1.0, 1.0
+LOWER_GAIN = 0.6  # fraction of the object's xy error corrected per control step while lowering
+RETRY_AFTER = 8  # control steps of retreat without success before grasping again
+RELEASE_CLEARANCE = 0.03  # metres of finger opening beyond the held object's width when letting go
+
+
+def wrap_period(angle: float, period: float) -> float:
+    """Wrap to [-period/2, period/2); period 0 (a cylinder: every yaw grasps) gives 0."""
+    if period <= 0:
+        return 0.0
+    return float((angle + period / 2) % period - period / 2)
+
+
+class Expert:
+    """Base of the phase-machine experts: seeding, noise and the action format. Subclasses set `phases[0]` and
+    implement `plan(state) -> (target xyz, yaw error, gripper, terminate)`."""
+
+    phases: tuple[str, ...] = ()
+    noisy_phases: tuple[str, ...] = ("approach",)
+
+    def __init__(self, env, noise: float = 0.0, seed: int = 0) -> None:
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.env = env.unwrapped
+        self.noise = noise
+        self.seed = seed
+        self.reset()
+
+    def reset(self, instruction: str | None = None) -> None:
+        self.phase = self.phases[0]
+        self.counter = 0  # steps spent in a timed phase (closing, releasing)
+        self._rng: np.random.Generator | None = None
+
+    def goto(self, phase: str) -> None:
+        self.phase, self.counter = phase, 0
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        s = self.env.privileged_state()
+        if self._rng is None:  # first step of the episode: the env has been reset by now
+            self._rng = np.random.default_rng([self.seed, s["episode_seed"] or 0])
+        target, turn, gripper, terminate = self.plan(s)
+        move = target - s["ee_pos"]
+        if self.noise > 0 and self.phase in self.noisy_phases:
+            move = move + self._rng.normal(0.0, self.noise * MAX_STEP, 3)
+            turn = turn + self._rng.normal(0.0, self.noise * MAX_TURN)
+        action = np.zeros(ACTION_SIZE, dtype=np.float32)
+        action[ACTION_SLICES["world_vector"]] = np.clip(move, -MAX_STEP, MAX_STEP)
+        action[ACTION_SLICES["rotation_delta"]] = (0.0, 0.0, np.clip(turn, -MAX_TURN, MAX_TURN))
+        action[ACTION_SLICES["gripper_closedness"]] = gripper
+        action[ACTION_SLICES["terminate_episode"]] = terminate
+        return action
+
+    def plan(self, s: dict[str, Any]) -> tuple[np.ndarray, float, float, float]:
+        raise NotImplementedError
+
+
+class PickPlaceExpert(Expert):
+    """Grasp the target across its narrow side, lift, carry above `place_pos`, lower, open, retreat upwards.
+
+    Reads `target` (an object state: pos, yaw, grasp_symmetry, is_grasped) and, unless `lift_only`, `place_pos`:
+    where the target's centre should be when released (metres). Lowering steers the object, not the hand, so a
+    grasp off-centre still lands the object where it belongs. With `lift_only` (pick) it lifts the grasp point to
+    the state's `lift_z` (metres), holds, and asks to terminate once the state says `is_success`.
+    """
+
+    phases = ("approach", "descend", "close", "lift", "carry", "lower", "release", "retreat")
+    noisy_phases = ("approach", "descend", "carry")
+    lift_only = False
+
+    def plan(self, s: dict[str, Any]) -> tuple[np.ndarray, float, float, float]:
+        obj, ee = s["target"], s["ee_pos"]
+        yaw_error = wrap_period(obj["yaw"] - s["ee_yaw"], obj["grasp_symmetry"])
+        if self.phase in ("approach", "descend"):
+            return self._reach(obj, ee, yaw_error)
+        if self.phase == "close":
+            self.counter += 1
+            if self.counter >= 4:
+                self.goto("lift")
+            return ee.copy(), 0.0, CLOSED, 0.0
+        if self.phase in ("lift", "carry", "lower") and not obj["is_grasped"]:  # slipped out: start over
+            self.goto("approach")
+            return self._reach(obj, ee, yaw_error)
+        return self._transport(s, obj, ee)
+
+    def _reach(self, obj: dict[str, Any], ee: np.ndarray, yaw_error: float):
+        """Hover above the object aligned with it, then descend so the grasp point meets its centre."""
+        pos = obj["pos"]
+        if self.phase == "approach":
+            target = pos + np.array([0.0, 0.0, HOVER])
+            aligned = abs(yaw_error) < 0.05
+            if np.linalg.norm(target[:2] - ee[:2]) < 0.008 and abs(target[2] - ee[2]) < 0.02 and aligned:
+                self.goto("descend")
+            return target, yaw_error, OPEN, 0.0
+        target = pos.copy()
+        if np.linalg.norm(target[:2] - ee[:2]) > 0.02:  # pushed the object or drifted: hover again
+            self.goto("approach")
+            return pos + np.array([0.0, 0.0, HOVER]), yaw_error, OPEN, 0.0
+        if abs(ee[2] - pos[2]) < 0.006:
+            self.goto("close")
+        return target, yaw_error, OPEN, 0.0
+
+    def _transport(self, s: dict[str, Any], obj: dict[str, Any], ee: np.ndarray):
+        offset = ee - obj["pos"]  # grasp point relative to the object's centre
+        if self.phase == "lift":
+            if self.lift_only:
+                done = s["is_success"]
+                return np.array([ee[0], ee[1], s["lift_z"]]), 0.0, CLOSED, float(done)
+            if ee[2] > CARRY_Z - 0.02:
+                self.goto("carry")
+            return np.array([ee[0], ee[1], CARRY_Z]), 0.0, CLOSED, 0.0
+        place = s["place_pos"]
+        if self.phase == "carry":
+            target = np.array([place[0] + offset[0], place[1] + offset[1], CARRY_Z])
+            if np.linalg.norm(target[:2] - ee[:2]) < 0.01:
+                self.goto("lower")
+            return target, 0.0, CLOSED, 0.0
+        if self.phase == "lower":
+            self.counter += 1
+            # Steer the object, not the hand; a gain below 1 keeps a swinging grasp from oscillating.
+            error = place - obj["pos"]
+            target = ee + np.array([LOWER_GAIN * error[0], LOWER_GAIN * error[1], error[2]])
+            near = abs(obj["pos"][2] - place[2]) < 0.008 and np.linalg.norm(obj["pos"][:2] - place[:2]) < 0.01
+            if near or self.counter > 25:  # there, or blocked: let go where it is
+                self.goto("release")
+            return target, 0.0, CLOSED, 0.0
+        release = self._release_closedness(obj)
+        if self.phase == "release":
+            self.counter += 1
+            if self.counter >= 3:
+                self.goto("retreat")
+            return ee.copy(), 0.0, release, 0.0
+        # Retreat and wait for success to register (it ends the episode); if it does not, try again.
+        self.counter += 1
+        if self.counter > RETRY_AFTER:
+            self.goto("approach")
+        return np.array([ee[0], ee[1], CARRY_Z]), 0.0, release, 0.0
+
+    @staticmethod
+    def _release_closedness(obj: dict[str, Any]) -> float:
+        """Open only RELEASE_CLEARANCE wider than the object, so a finger does not sweep into a neighbour."""
+        width = min(obj["size"][0], obj["size"][1])
+        opening = min(width + RELEASE_CLEARANCE, 2 * MAX_FINGER_OPENING)
+        return float(1.0 - 2.0 * opening / (2 * MAX_FINGER_OPENING))

@@ -1,0 +1,254 @@
+"""PandaTabletop-v0: API conformance per family, determinism, splits, options, experts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs import FAMILIES, HELDOUT_COLORS, HELDOUT_COMBOS, TRAIN_COLORS
+from envs.tasks import TASKS
+from envs.tasks.drawer import TEMPLATES as DRAWER_TEMPLATES
+from envs.tasks.pick import PickExpert
+
+VARIATION_KEYS = {
+    "family",
+    "target",
+    "target_color",
+    "target_shape",
+    "colors_split",
+    "paraphrases_split",
+    "combos_split",
+    "template_id",
+}
+# The colours an episode names in its instruction, by family (variation keys).
+NAMED_COLOR_KEYS = ("target_color", "other_color", "base_color", "bowl_color")
+
+
+def _templates(family: str, split: str):
+    return TASKS[family].templates[split]
+
+
+def _rollout(env, expert, seed: int) -> dict:
+    obs, info = env.reset(seed=seed)
+    expert.reset(info["instruction"])
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(expert.act(obs))
+        done = terminated or truncated
+    return info
+
+
+def test_registry_and_exports_agree():
+    assert set(TASKS) == set(FAMILIES)
+    assert not set(TRAIN_COLORS) & set(HELDOUT_COLORS) and len(TRAIN_COLORS) >= 6 and len(HELDOUT_COLORS) >= 3
+    assert all(f in FAMILIES and c in TRAIN_COLORS for f, c, _ in HELDOUT_COMBOS)
+    assert {f for f, _, _ in HELDOUT_COMBOS} == set(FAMILIES)
+
+
+def test_env_never_imports_torch():
+    code = (
+        "import sys, gymnasium as gym, envs\n"
+        "env = gym.make('PandaTabletop-v0', task='mix'); env.reset(seed=0); env.step(env.action_space.sample())\n"
+        "envs.make_expert(env)\n"
+        "assert 'torch' not in sys.modules, 'envs imported torch'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, "mix"])
+def test_passes_gymnasium_env_checker(family):
+    env = gym.make("PandaTabletop-v0", task=family, render_mode="rgb_array").unwrapped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any checker warning fails the test
+        check_env(env, skip_render_check=False)
+    assert env.render().shape == (96, 192, 3)
+    variation = env.variation()
+    assert set(variation) >= VARIATION_KEYS and variation["family"] in FAMILIES
+    json.dumps(variation)  # JSON-able
+    env.close()
+
+
+def test_same_seed_gives_identical_bytes_and_instruction_in_every_info():
+    env = gym.make(
+        "PandaTabletop-v0", task="mix", light_jitter=0.2, camera_jitter=0.01, table_color_jitter=0.05
+    )
+
+    def run(seed):
+        obs, info = env.reset(seed=seed)
+        frames, instructions = [obs["front"], obs["wrist"]], [info["instruction"]]
+        for i in range(3):
+            obs, _, _, _, info = env.step(np.full(8, 0.01 * (-1) ** i, np.float32))
+            frames += [obs["front"], obs["wrist"], env.unwrapped.raw_state()]
+            instructions.append(info["instruction"])
+            assert {"is_success", "success_once", "end_reason", "raw_state"} <= set(info)
+        return frames, instructions
+
+    for seed in (3, 4):
+        (a, ia), (b, ib) = run(seed), run(seed)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert ia == ib and len(set(ia)) == 1 and ia[0]
+    assert not np.array_equal(run(3)[0][0], run(4)[0][0])
+    env.close()
+
+
+def _episodes(n: int, **options):
+    """Variation and instruction of `n` consecutive seeds (reset only, tiny images: cheap)."""
+    env = gym.make("PandaTabletop-v0", task="mix", image_size=(8, 8), **options).unwrapped
+    out = []
+    for seed in range(n):
+        env.reset(seed=seed)
+        out.append(env.variation())
+    env.close()
+    return out
+
+
+def _all_colors(v: dict) -> set[str]:
+    """Every colour present in the scene: objects, bowls, cabinet."""
+    colors = {name.split()[0] for name in v["object_names"]}
+    colors |= {v[k] for k in ("target_color", "bowl_color", "other_bowl_color") if v.get(k)}
+    return colors
+
+
+def _template_text(v: dict) -> str:
+    family, split, index = v["template_id"].split("/")
+    if family.startswith("drawer"):
+        return DRAWER_TEMPLATES[family.split("_")[1]][split][int(index)].text
+    return _templates(family, split)[int(index)].text
+
+
+def test_training_split_never_shows_held_out_colours_combinations_or_templates():
+    for v in _episodes(500):
+        assert _all_colors(v) <= set(TRAIN_COLORS), v
+        assert (v["family"], v["target_color"], v["target_shape"]) not in HELDOUT_COMBOS, v
+        assert v["template_id"].split("/")[1] == "train"
+        train_texts = {t.text for split_family in ("train",) for t in _all_templates(split_family)}
+        assert _template_text(v) in train_texts
+
+
+def _all_templates(split: str):
+    out = [t for f in FAMILIES if f != "drawer" for t in _templates(f, split)]
+    return out + [t for action in DRAWER_TEMPLATES.values() for t in action[split]]
+
+
+@pytest.mark.parametrize("split", ["colors", "paraphrases", "combos"])
+def test_held_out_splits_use_only_held_out_items(split):
+    for v in _episodes(500, **{split: "heldout"}):
+        assert v[f"{split}_split"] == "heldout"
+        if split == "colors":
+            named = {v[k] for k in NAMED_COLOR_KEYS if v.get(k)}
+            assert named and named <= set(HELDOUT_COLORS), v
+        elif split == "paraphrases":
+            assert v["template_id"].split("/")[1] == "heldout"
+            assert _template_text(v) in {t.text for t in _all_templates("heldout")}
+        else:
+            assert (v["family"], v["target_color"], v["target_shape"]) in HELDOUT_COMBOS, v
+            assert _all_colors(v) <= set(TRAIN_COLORS)
+
+
+def test_held_out_templates_use_new_verbs_and_word_orders():
+    train, heldout = _all_templates("train"), _all_templates("heldout")
+    train_words = {w for t in train for w in t.text.replace(",", " ").split()}
+    for t in heldout:
+        assert not set(t.verbs) & train_words, t
+        skeleton = [w for w in t.text.replace(",", " ,").split() if w not in t.verbs]
+        assert all(
+            skeleton != [w for w in u.text.replace(",", " ,").split() if w not in u.verbs] for u in train
+        )
+    for family in FAMILIES:
+        if family != "drawer":
+            assert len(_templates(family, "train")) >= 4 and len(_templates(family, "heldout")) >= 2
+    assert all(len(a["train"]) >= 4 and len(a["heldout"]) >= 2 for a in DRAWER_TEMPLATES.values())
+
+
+def test_pick_needs_the_instruction_to_choose():
+    env = gym.make("PandaTabletop-v0", task="pick", image_size=(8, 8)).unwrapped
+    for seed in range(20):
+        env.reset(seed=seed)
+        v = env.variation()
+        others = [n.split() for n in v["object_names"] if n != v["target"]]
+        assert 1 <= len(others) <= 3 and len(set(v["object_names"])) == len(v["object_names"])
+        assert any(c == v["target_color"] or s == v["target_shape"] for c, s in others)
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        ({"task": "juggle"}, "task"),
+        ({"task": "pick", "target_color": "teal"}, "target_color"),
+        ({"task": "pick", "target_color": "red", "target_shape": "cylinder"}, "impossible combination"),
+        ({"task": "pick", "colors": "heldout", "combos": "heldout"}, "combos"),
+        ({"task": "pick", "target_color": "pink"}, "target_color"),
+        ({"task": "stack", "target_shape": "sphere"}, "target_shape"),
+        ({"task": "mix", "paraphrases": "test"}, "paraphrases"),
+        ({"task": "mix", "target_color": "red"}, "target_color"),
+        ({"task": "pick", "num_distractors": [2, 9]}, "num_distractors"),
+    ],
+)
+def test_bad_options_are_one_clear_error(options, name):
+    with pytest.raises(ValueError, match=name):
+        gym.make("PandaTabletop-v0", **options)
+
+
+def test_fixed_target_and_held_out_combination():
+    env = gym.make(
+        "PandaTabletop-v0", task="pick", combos="heldout", target_shape="cylinder", image_size=(8, 8)
+    )
+    env.reset(seed=0)
+    assert env.unwrapped.variation()["target"] == "red cylinder"
+    env.close()
+
+
+def test_make_expert_picks_each_episodes_family():
+    pick = gym.make("PandaPick-v0")
+    assert type(envs.make_expert(pick)).__name__ == "PickCubeExpert"
+    env = gym.make("PandaTabletop-v0", task="mix")
+    expert = envs.make_expert(env, noise=0.1)
+    families = set()
+    for seed in range(6):
+        info = _rollout(env, expert, seed)
+        families.add(env.unwrapped.family)
+        assert info["is_success"], (seed, env.unwrapped.family)
+    assert len(families) >= 3
+    env.reset(seed=0)
+    expert.reset("")
+    assert isinstance(expert.current, type(env.unwrapped.task.expert(env)))
+    env.close(), pick.close()
+
+
+def test_pick_expert_is_deterministic_per_seed():
+    env = gym.make("PandaTabletop-v0", task="pick")
+    expert = envs.make_expert(env, noise=0.3, seed=1)
+    a = _rollout(env, expert, 5)
+    _rollout(env, expert, 6)
+    b = _rollout(env, expert, 5)
+    assert np.array_equal(a["raw_state"], b["raw_state"])
+    assert isinstance(expert.current, PickExpert)
+    env.close()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_expert_succeeds_on_a_sample_of_seeds(family):
+    env = gym.make("PandaTabletop-v0", task=family)
+    expert = envs.make_expert(env, noise=0.1)
+    successes = sum(bool(_rollout(env, expert, seed)["is_success"]) for seed in range(1000, 1006))
+    env.close()
+    assert successes >= 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_expert_succeeds_in_98_percent_of_200_seeds(family):
+    env = gym.make("PandaTabletop-v0", task=family)
+    expert = envs.make_expert(env, noise=0.1)
+    successes = sum(bool(_rollout(env, expert, seed)["is_success"]) for seed in range(200))
+    env.close()
+    assert successes >= 196
