@@ -30,6 +30,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rt1_sim.config import EvalConfig, config_to_dict, load_config
+from rt1_sim.env_options import checked_env
 from rt1_sim.errors import ConfigError
 from rt1_sim.eval import evaluate, resolve_policy
 from rt1_sim.eval.results import RESULTS_FILE, sha256
@@ -140,6 +141,15 @@ def plan_cells(suites: Path, manifest: Manifest, policy: str, episodes: int) -> 
             )
             cells.append(Cell(split, family, config))
     return cells
+
+
+def check_cells(suites: Path, cells: list[Cell]) -> None:
+    """Make every applicable cell's env once (and reset it), so a bad option in any suite is one ConfigError
+    naming its file before the first cell runs or anything is written."""
+    for cell in cells:
+        if cell.config is not None:
+            source = str(suites / f"{cell.split}.json")
+            checked_env(cell.config.env_id, cell.config.env_options, source, prefix="env_options.").close()
 
 
 def resolve_benchmark_policy(name: str) -> str:
@@ -373,6 +383,7 @@ def run_benchmark(
     if episodes < 1:
         raise ConfigError(f"--episodes-per-cell must be >= 1, got {episodes}")
     cells = plan_cells(suites, manifest, policy, episodes)
+    check_cells(suites, cells)
     choice = resolve_policy(policy)
     entries = []
     bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)

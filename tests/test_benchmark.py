@@ -132,6 +132,11 @@ def test_bad_manifest_and_options_are_one_clear_error(suites, tmp_path):
     with pytest.raises(ConfigError, match="missing.json"):
         bm.run_benchmark("scripted", tmp_path / "x", suites, progress=False)
     _write(suites / bm.MANIFEST_FILE, manifest)
+    far = json.loads((suites / "far.json").read_text())
+    _write(suites / "far.json", {**far, "env_options": {"x_rnage": [0.6, 0.7]}})
+    with pytest.raises(ConfigError, match=r"far\.json: unknown key 'env_options\.x_rnage'"):
+        bm.run_benchmark("scripted", tmp_path / "x", suites, progress=False)
+    _write(suites / "far.json", far)
     with pytest.raises(ConfigError, match="family_seed_stride"):
         bm.run_benchmark("scripted", tmp_path / "x", suites, episodes=101, progress=False)
     assert not (tmp_path / "x").exists()  # nothing written for a refused run
@@ -148,6 +153,9 @@ def test_shipped_multitask_suites_match_their_manifest():
     # Ablations replay the seen scenes; every other split has its own block, far from collection seeds (0..).
     ablations = {s for s in starts if s.endswith("_instruction")}
     assert {starts[s] for s in ablations} == {starts["seen"]}
+    cells = bm.plan_cells(bm.SUITES_DIR, manifest, "scripted", manifest.episodes_per_cell)
+    assert len(cells) == len(manifest.splits) * len(manifest.families)
+    bm.check_cells(bm.SUITES_DIR, cells)  # every cell's env options make a real env
     blocks = sorted(starts[s] for s in starts if s not in ablations)
     span = manifest.family_seed_stride * len(manifest.families)
     assert blocks[0] >= 1_000_000 and all(b - a >= span for a, b in zip(blocks, blocks[1:]))
