@@ -8,10 +8,13 @@ Measured in this one fresh process:
 - cosines between a training command and: its held-out paraphrase, the same template with another colour, and
   commands of other task families, for `use` and for `hash`.
 
-The sentences are the module constants below; replace them (or pass `--pairs FILE`, a JSON list of
-[label, instruction_a, instruction_b]) with the task templates and their held-out paraphrases.
+The pairs come from PandaTabletop-v0 itself (`--env-seeds N` seeds per family): for each family and seed, the
+training-split instruction against (a) the held-out-paraphrase instruction of the same scene and target (same
+seed, `paraphrases="heldout"`), (b) the family's instruction of another episode (another target or template),
+(c) another family's instruction; the table gives the mean cosine per kind. `--pairs FILE` (a JSON list of
+[label, instruction_a, instruction_b]) measures given sentences instead.
 
-    python benchmarks/instruction_encoder.py [--repeats 1000] [--pairs FILE] [--json]
+    python benchmarks/instruction_encoder.py [--env-seeds 10] [--repeats 1000] [--pairs FILE] [--json]
 """
 
 from __future__ import annotations
@@ -26,24 +29,51 @@ import numpy as np
 
 from rt1_sim.model.instruction import USE_SIZE, load_use_model, make_instruction_encoder
 
-TRAINING = "pick up the red cube"  # a training template
-# (label, a, b): the cosine of each pair is reported.
-PAIRS: list[tuple[str, str, str]] = [
-    ("held-out paraphrase", TRAINING, "grasp the red cube and lift it"),
-    ("held-out paraphrase", TRAINING, "lift the red block"),
-    ("same template, other colour", TRAINING, "pick up the blue cube"),
-    ("other family", TRAINING, "put the green cylinder in the blue bowl"),
-    ("other family", TRAINING, "open the drawer"),
-]
-# Timed cold (each embedded for the first time): the sentences above and their colour variants.
-COLOURS = ("red", "green", "blue", "yellow", "purple")
+KINDS = (
+    "held-out paraphrase, same command",
+    "same family, another episode",
+    "another family",
+)
+COLOURS = (
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "purple",
+)  # colour variants timed cold with the --pairs sentences
+
+
+def env_pairs(seeds: int) -> list[tuple[str, str, str]]:
+    """(kind, a, b) pairs of real instructions of PandaTabletop-v0 (see the module docstring)."""
+    import gymnasium as gym
+
+    import envs
+
+    def told(family: str, seed: int, paraphrases: str = "train") -> tuple[str, dict]:
+        env = gym.make("PandaTabletop-v0", task=family, paraphrases=paraphrases)
+        info = env.reset(seed=seed)[1]
+        variation = env.unwrapped.variation()
+        env.close()
+        return info["instruction"], variation
+
+    pairs = []
+    for i, family in enumerate(envs.FAMILIES):
+        other = envs.FAMILIES[(i + 1) % len(envs.FAMILIES)]
+        for seed in range(seeds):
+            a, scene = told(family, seed)
+            held, held_scene = told(family, seed, "heldout")
+            if held_scene["target"] == scene["target"]:  # the same command, worded another way
+                pairs.append((KINDS[0], a, held))
+            pairs.append((KINDS[1], a, told(family, seed + seeds)[0]))
+            pairs.append((KINDS[2], a, told(other, seed)[0]))
+    return pairs
 
 
 def distinct_instructions(pairs: list[tuple[str, str, str]]) -> list[str]:
     """Every sentence of `pairs` with each colour of COLOURS substituted for red, without repeats."""
     sentences = dict.fromkeys(s for _, a, b in pairs for s in (a, b))
     variants = [s.replace("red", colour) for s in sentences for colour in COLOURS]
-    return list(dict.fromkeys(variants))
+    return list(dict.fromkeys([*sentences, *variants]))
 
 
 def time_cold(name: str, instructions: list[str]) -> list[float]:
@@ -81,9 +111,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1000, help="passes over the instructions, cached")
     parser.add_argument("--pairs", type=Path, help="JSON list of [label, instruction_a, instruction_b]")
+    parser.add_argument("--env-seeds", type=int, default=10, help="seeds per family for the env's pairs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    pairs = [tuple(p) for p in json.loads(args.pairs.read_text())] if args.pairs else PAIRS
+    pairs = (
+        [tuple(p) for p in json.loads(args.pairs.read_text())] if args.pairs else env_pairs(args.env_seeds)
+    )
     instructions = distinct_instructions(pairs)
 
     start = time.perf_counter()
@@ -106,6 +139,15 @@ def main() -> None:
             for (label, a, b), u, h in zip(pairs, table["use"], table["hash"])
         ],
     }
+    labels = list(dict.fromkeys(label for label, _, _ in pairs))
+    result["mean_cosine"] = {
+        label: {
+            name: statistics.mean(r[name] for r in result["cosine"] if r["label"] == label)
+            for name in ("use", "hash")
+        }
+        | {"pairs": sum(r["label"] == label for r in result["cosine"])}
+        for label in labels
+    }
     if args.json:
         print(json.dumps(result))
         return
@@ -118,9 +160,14 @@ def main() -> None:
     print(
         f"cached lookup: {result['cached_us']:.1f} us ({result['ratio']:.0f}x less than a cold use embedding)"
     )
-    print("\n| pair | a | b | use cosine | hash cosine |\n|---|---|---|---|---|")
-    for row in result["cosine"]:
-        print(f"| {row['label']} | {row['a']} | {row['b']} | {row['use']:.3f} | {row['hash']:.3f} |")
+    print("\n| the training instruction against | pairs | mean use cosine | mean hash cosine |")
+    print("|---|---|---|---|")
+    for label, mean in result["mean_cosine"].items():
+        print(f"| {label} | {mean['pairs']} | {mean['use']:.3f} | {mean['hash']:.3f} |")
+    print("\nexamples:")
+    for label in result["mean_cosine"]:
+        row = next(r for r in result["cosine"] if r["label"] == label)
+        print(f"  {label}: {row['a']!r} / {row['b']!r}: use {row['use']:.3f}")
 
 
 if __name__ == "__main__":
