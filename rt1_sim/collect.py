@@ -272,9 +272,9 @@ def collect_datasets(
     `collect`'s summary; several return the total, with each dataset's summary under "datasets"."""
     _check_counts(episodes, workers)
     plan = dataset_plan(out, cfg)
-    if len(plan) == 1:
-        return collect(plan[0][0], episodes, plan[0][1], workers, progress, overwrite)
-    check_writable(out, "--out")
+    if plan == [(Path(out), cfg)]:  # an env without tasks: --out is the dataset
+        return collect(out, episodes, cfg, workers, progress, overwrite)
+    _check_root(Path(out))
     for folder, folder_cfg in plan:
         _check_env(folder_cfg)
         _prepare_out(folder, folder_cfg, overwrite)  # reads only: the folder rule, resumable settings
@@ -283,7 +283,20 @@ def collect_datasets(
         folder.name: collect(folder, episodes, folder_cfg, workers, progress, overwrite)
         for folder, folder_cfg in plan
     }
+    if len(summaries) == 1:
+        return next(iter(summaries.values()))
     return _total(Path(out), summaries, time.perf_counter() - start)
+
+
+def _check_root(out: Path) -> None:
+    """A multi-task `--out` holds Panda_<task> datasets, never a dataset (or eval recording) of its own."""
+    check_writable(out, "--out")
+    own = [name for name in (CONFIG_FILE, RECORD_CONFIG_FILE) if (out / name).exists()]
+    if own:
+        raise OutputError(
+            f"--out {out}: holds a dataset itself ({own[0]}); a multi-task collection writes its "
+            "Panda_<task> dataset folders into a root folder: choose a new one"
+        )
 
 
 def _total(out: Path, summaries: dict[str, dict[str, Any]], elapsed: float) -> dict[str, Any]:

@@ -333,5 +333,9 @@ def test_one_task_collects_its_folder_only_and_bad_options_write_nothing(tmp_pat
         with pytest.raises(ConfigError, match=match):
             collect_datasets(tmp_path / "bad", 1, bad, progress=False)
     assert not (tmp_path / "bad").exists()
+    collect(tmp_path / "pick", 1, CollectConfig(), progress=False)  # a dataset is never a multi-task root
+    with pytest.raises(OutputError, match="holds a dataset itself"):
+        collect_datasets(tmp_path / "pick", 1, cfg, progress=False)
+    assert not list((tmp_path / "pick").glob("Panda_*"))
     # An env without a task option (PandaPick-v0) collects into --out itself, as always.
     assert dataset_plan(tmp_path / "p", CollectConfig()) == [(tmp_path / "p", CollectConfig())]
