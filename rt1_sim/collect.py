@@ -1,5 +1,9 @@
 """`rt1-sim collect`: scripted-expert demonstrations -> a dataset in the IO layout, in parallel, resumable.
 
+A multi-task env (one with a `task` option, PandaTabletop-v0) gets IO's `[robotname]_[taskname]` folders under
+`--out`: `Panda_<task>`, or one `Panda_<family>` per family for task "mix" (`dataset_plan`), each collected by
+the same single-folder `collect`, one after another.
+
 Episode k of the dataset is the k-th kept episode in seed order (seeds `seed`, `seed+1`, ...), whatever the
 number of workers: workers render and write episodes into hidden staging folders, and the parent commits them
 in seed order by renaming. A kill leaves only whole episodes; re-running the same command resumes after the
@@ -10,6 +14,7 @@ last committed seed and ends with the same dataset. What determines the content 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -20,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 from tqdm import tqdm
 
-import envs  # noqa: F401  (registers the envs)
+from envs import FAMILIES, MIX
 from envs.spaces import CAMERA_NAMES, EPISODE_DIR, EPISODE_META_FILE
 from rt1_sim.config import CollectConfig, add_override_argument, load_config
 from rt1_sim.data.episodes import (
@@ -31,9 +36,10 @@ from rt1_sim.data.episodes import (
     discard_staged,
     stage_episode,
     staging_dirs,
+    task_folder_name,
     write_dataset_info,
 )
-from rt1_sim.env_options import checked_env
+from rt1_sim.env_options import checked_env, option_defaults
 from rt1_sim.errors import ConfigError, DatasetError, OutputError, UserError
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_writable, make_folder, prepare_folder
@@ -44,7 +50,10 @@ from rt1_sim.rollout import rollout
 log = logging.getLogger(__name__)
 CONFIG_FILE = "collect_config.json"
 
-__all__ = ["CONFIG_FILE", "CollectConfig", "collect"]
+# The env option that names a multi-task env's task (its value "mix", envs.MIX, draws a family per episode).
+TASK_OPTION = "task"
+
+__all__ = ["CONFIG_FILE", "TASK_OPTION", "CollectConfig", "collect", "collect_datasets", "dataset_plan"]
 
 # ---- worker side: one env + expert per process ----
 _worker: dict[str, Any] = {}
@@ -60,16 +69,25 @@ def _close_worker() -> None:
 
 
 def _collect_one(seed: int) -> dict[str, Any]:
-    """Roll out the expert for one seed; stage the episode if it is to be kept. Returns its metadata."""
+    """Roll out the expert for one seed; stage the episode if it is to be kept. Returns its metadata: the
+    env's `variation()` (family, target, splits, ...; read right after reset) and the outcome."""
     cfg, env = _worker["cfg"], _worker["env"]
     recorder = EpisodeRecorder(cfg.views)
-    result = rollout(env, _worker["expert"], seed, on_step=recorder)
+    variation: dict[str, Any] = {}
+
+    def on_step(obs: dict[str, Any], info: dict[str, Any], action: Any) -> None:
+        if not variation:  # the first observation: the scene as reset built it
+            variation.update(env.unwrapped.variation())
+        recorder(obs, info, action)
+
+    result = rollout(env, _worker["expert"], seed, on_step=on_step)
     meta = {
+        **variation,
+        "instruction": result.instruction,
         "seed": seed,
         "success": result.success,
         "success_once": result.success_once,
         "end_reason": result.end_reason,
-        "final_cube_height": result.final_cube_height,
     }
     kept = result.success or cfg.keep_failures
     if kept:
@@ -163,6 +181,18 @@ def _open_dataset(out: Path, episodes: int, cfg: CollectConfig, overwrite: bool)
     return _Progress(lengths=lengths, next_seed=next_seed, resumed=len(whole))
 
 
+def _check_counts(episodes: int, workers: int) -> None:
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+
+
+def _check_env(cfg: CollectConfig) -> None:
+    """Make the env with `cfg`'s options once (and reset it), so a bad option fails before any write."""
+    checked_env(cfg.env_id, cfg.env_options, "env_options", max_episode_steps=cfg.max_steps).close()
+
+
 def collect(
     out: Path,
     episodes: int,
@@ -174,12 +204,9 @@ def collect(
     """Collect until `out` holds `episodes` episodes; resumes a dataset of the same settings, refuses any
     other non-empty folder unless `overwrite`. Every input is checked (the env options by making the env
     once, here) before anything is written. Returns a summary."""
-    if episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
-    if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    _check_counts(episodes, workers)
     out = Path(out)
-    checked_env(cfg.env_id, cfg.env_options, "env_options", max_episode_steps=cfg.max_steps).close()
+    _check_env(cfg)
     state = _open_dataset(out, episodes, cfg, overwrite)
     # the expert succeeds in ~100% of episodes: far fewer means a broken setup
     max_attempts = 2 * episodes + 20
@@ -188,7 +215,7 @@ def collect(
         total=episodes,
         initial=state.resumed,
         unit="ep",
-        desc="collect",
+        desc=f"collect {out.name}",
         disable=not progress,
         mininterval=0.5,
     )
@@ -208,6 +235,93 @@ def collect(
     finally:
         clean_incomplete(out, cfg.views)
     return _summary(out, state, time.perf_counter() - start)
+
+
+# ---- multi-task collection: one IO dataset folder per task under a root ----
+def dataset_plan(out: Path, cfg: CollectConfig) -> list[tuple[Path, CollectConfig]]:
+    """Where each dataset goes, with its settings. An env without a `task` option (PandaPick-v0): `out` is
+    the dataset. An env with one: `out` is a root and the dataset of task T is `out/Panda_T` (IO's
+    `[robotname]_[taskname]`); task "mix" (envs.MIX) means one dataset per family (envs.FAMILIES), each
+    collected with `env_options.task` set to that family and the same seeds."""
+    options = option_defaults(cfg.env_id, "env_options")
+    if TASK_OPTION not in options:
+        return [(Path(out), cfg)]
+    task = cfg.env_options.get(TASK_OPTION, options[TASK_OPTION])
+    if not isinstance(task, str) or not task:
+        raise ConfigError(f"env_options.{TASK_OPTION} must be a task name or {MIX!r}, got {task!r}")
+    tasks = FAMILIES if task == MIX else (task,)
+    return [
+        (
+            Path(out) / task_folder_name(t),
+            dataclasses.replace(cfg, env_options={**cfg.env_options, TASK_OPTION: t}),
+        )
+        for t in tasks
+    ]
+
+
+def collect_datasets(
+    out: Path,
+    episodes: int,
+    cfg: CollectConfig,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """`collect` into every folder of `dataset_plan(out, cfg)`, one after another, `episodes` episodes each.
+    Every folder's settings and output folder are checked before any is written. A single dataset returns
+    `collect`'s summary; several return the total, with each dataset's summary under "datasets"."""
+    _check_counts(episodes, workers)
+    plan = dataset_plan(out, cfg)
+    if plan == [(Path(out), cfg)]:  # an env without tasks: --out is the dataset
+        return collect(out, episodes, cfg, workers, progress, overwrite)
+    _check_root(Path(out))
+    for folder, folder_cfg in plan:
+        _check_env(folder_cfg)
+        _prepare_out(folder, folder_cfg, overwrite)  # reads only: the folder rule, resumable settings
+    start = time.perf_counter()
+    summaries = {
+        folder.name: collect(folder, episodes, folder_cfg, workers, progress, overwrite)
+        for folder, folder_cfg in plan
+    }
+    if len(summaries) == 1:
+        return next(iter(summaries.values()))
+    return _total(Path(out), summaries, time.perf_counter() - start)
+
+
+def _check_root(out: Path) -> None:
+    """A multi-task `--out` holds Panda_<task> datasets, never a dataset (or eval recording) of its own."""
+    check_writable(out, "--out")
+    own = [name for name in (CONFIG_FILE, RECORD_CONFIG_FILE) if (out / name).exists()]
+    if own:
+        raise OutputError(
+            f"--out {out}: holds a dataset itself ({own[0]}); a multi-task collection writes its "
+            "Panda_<task> dataset folders into a root folder: choose a new one"
+        )
+
+
+def _total(out: Path, summaries: dict[str, dict[str, Any]], elapsed: float) -> dict[str, Any]:
+    """The summary of a multi-task collection: totals over its datasets, and each one's summary."""
+    attempts = sum(s["attempts"] for s in summaries.values())
+    successes = sum(s["attempts"] * (s["expert_success_rate"] or 0.0) for s in summaries.values())
+    total = {
+        "out": str(out),
+        "datasets": summaries,
+        "episodes": sum(s["episodes"] for s in summaries.values()),
+        "frames": sum(s["frames"] for s in summaries.values()),
+        "attempts": attempts,
+        "expert_success_rate": round(successes) / attempts if attempts else None,
+        "seconds": elapsed,
+    }
+    log.info(
+        "collected %d datasets (%s) into %s: %d episodes, %d frames in all; %.1f s",
+        len(summaries),
+        ", ".join(summaries),
+        out,
+        total["episodes"],
+        total["frames"],
+        elapsed,
+    )
+    return total
 
 
 def _commit_in_order(
@@ -275,7 +389,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         required=True,
         help="dataset folder: new or empty; an rt1-sim collect dataset of the same settings is resumed; "
-        "anything else is refused unless --overwrite",
+        "anything else is refused unless --overwrite. For an env with a `task` option (PandaTabletop-v0) it "
+        "is a root: the dataset of task T goes to OUT/Panda_T, and task=mix gives one Panda_<family> "
+        "dataset per family",
     )
     parser.add_argument(
         "--overwrite",
@@ -284,7 +400,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "refusing; files rt1-sim did not write are never removed",
     )
     parser.add_argument(
-        "--episodes", type=int, required=True, help="number of episodes the dataset should hold"
+        "--episodes",
+        type=int,
+        required=True,
+        help="number of episodes the dataset should hold; with task=mix, per family (N episodes in each "
+        "of the Panda_<family> datasets: balanced classes for training)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="parallel env processes (does not change the data)"
@@ -345,6 +465,8 @@ def shorthand_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(CollectConfig, args.config, [*args.overrides, *shorthand_overrides(args)])
-    summary = collect(args.out, args.episodes, cfg, workers=args.workers, overwrite=args.overwrite)
-    print(json.dumps(summary))
+    summary = collect_datasets(args.out, args.episodes, cfg, workers=args.workers, overwrite=args.overwrite)
+    for each in summary.get("datasets", {}).values():  # one line per dataset, then the total
+        print(json.dumps(each))
+    print(json.dumps({k: v for k, v in summary.items() if k != "datasets"}))
     return 0

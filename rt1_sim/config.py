@@ -478,7 +478,10 @@ class TrainConfig:
     # ---- IO's keys ----
     mode: str = "train"  # IO's "eval" mode is `rt1-sim eval` here
     device: str = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:N"; under DDP: cuda:LOCAL_RANK
-    data_path: str | None = None  # dataset folder in the IO layout (required)
+    # Required. One dataset folder in the IO layout (IO's form); a root holding several `Panda_<task>` dataset
+    # folders (what `rt1-sim collect` writes for a multi-task env); or a list of dataset folders. Each folder
+    # is split on its own (one task family each): num_val_episode and num_train_episode count per folder.
+    data_path: str | tuple[str, ...] | None = None
     cam_view: tuple[str, ...] = CAMERA_NAMES
     log_dir: str = "logs"  # the run folder is log_dir/<run_name>/
     time_sequence_length: int = 6  # history frames per window, the newest included
@@ -495,8 +498,8 @@ class TrainConfig:
     val_interval: int = 1  # validate, and write checkpoint_last, every this many epochs (and after the last)
     num_val_threads: int | None = None  # IO's README name of num_eval_threads (used when that is not given)
     num_eval_threads: int | None = None  # IO: parallel closed-loop evaluation workers (default 1)
-    num_train_episode: int | None = None  # None: every episode not used for validation
-    num_val_episode: int = 0
+    num_train_episode: int | None = None  # per dataset folder; None: every episode not used for validation
+    num_val_episode: int = 0  # per dataset folder (IO's seeded permutation of each folder's episodes)
     using_proprioception: bool = False
     # Overrides of the preset's NetworkConfig fields, type-checked by the loader like any nested config.
     network_configs: Annotated[dict[str, Any], FieldsOf(NetworkConfig)] = dataclasses.field(
@@ -541,6 +544,12 @@ class TrainConfig:
             raise ValueError(f"mode {self.mode!r}: only 'train' runs here; evaluate with `rt1-sim eval`")
         if self.device not in DEVICES and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise ValueError(f"device must be one of {DEVICES} or 'cuda:N', got {self.device!r}")
+        if isinstance(self.data_path, tuple) and (
+            not self.data_path or len(set(self.data_path)) != len(self.data_path)
+        ):
+            raise ValueError(
+                f"data_path must be a folder or a list of distinct folders, got {self.data_path!r}"
+            )
         views = self.cam_view
         if isinstance(views, str) or not views or len(set(views)) != len(views):
             raise ValueError(f"cam_view must be a non-empty list of distinct camera names, got {views!r}")

@@ -18,12 +18,17 @@ NOT_OPTIONS = ("self", "render_mode")  # constructor arguments that are not scen
 
 def option_names(env_id: str, source: str, excluded: Sequence[str] = ()) -> list[str]:
     """The keyword options of the registered env's constructor, in signature order."""
+    return [p for p in option_defaults(env_id, source) if p not in excluded]
+
+
+def option_defaults(env_id: str, source: str) -> dict[str, Any]:
+    """The registered env's keyword options with their defaults (inspect.Parameter.empty when none)."""
     try:
         env_class = load_env_creator(gym.spec(env_id).entry_point)
     except gym.error.Error as e:
         raise ConfigError(f"{source}: env_id {env_id!r}: {e}") from None
     params = inspect.signature(env_class).parameters
-    return [p for p in params if p not in NOT_OPTIONS and p not in excluded]
+    return {name: p.default for name, p in params.items() if name not in NOT_OPTIONS}
 
 
 def check_option_name(

@@ -53,9 +53,15 @@ from rt1_sim.checkpoint import (
     save_checkpoint,
 )
 from rt1_sim.config import EvalConfig, TrainConfig, add_override_argument, config_to_dict, load_config
-from rt1_sim.data.episodes import list_episodes
+from rt1_sim.data.episodes import DatasetError, expand_dataset_roots, list_episodes
 from rt1_sim.data.frame_cache import frame_loader
-from rt1_sim.data.windows import RandomCrop, WindowDataset, collate_windows, split_episodes
+from rt1_sim.data.windows import (
+    RandomCrop,
+    WindowConcat,
+    collate_windows,
+    concat_windows,
+    split_episodes,
+)
 from rt1_sim.distributed import Distributed, launch_environment
 from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.files import atomic_write_text
@@ -161,26 +167,67 @@ def init_process_group(job: Distributed, device: torch.device) -> None:
 # ---------------------------------------------------------------- data
 @dataclass
 class Data:
-    """The training and validation windows, with the instruction encoder and the most common instruction."""
+    """The training and validation windows (every dataset folder's, concatenated), with the instruction
+    encoder and the most common training instruction."""
 
-    train: WindowDataset
-    val: WindowDataset | None
+    train: WindowConcat
+    val: WindowConcat | None
     instruction_encoder: InstructionEncoder
     default_instruction: str
 
 
-def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
-    """Split the episodes of `cfg.data_path`, decode them once, wrap them in train / val window datasets."""
+def resolve_data_path(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with a dataset root in data_path spelled out as its `Panda_*` folders (a list); a single dataset
+    folder stays the string it was. What the run folder and checkpoints record, and what resume compares.
+    Reads folder names only: `data_folders` checks the folders when the data is loaded."""
+    if not cfg.data_path:
+        return cfg
+    given = [cfg.data_path] if isinstance(cfg.data_path, str) else list(cfg.data_path)
+    folders = expand_dataset_roots(given, cfg.cam_view)
+    if folders == given:
+        return cfg
+    return dataclasses.replace(cfg, data_path=tuple(folders))
+
+
+def data_folders(cfg: TrainConfig, source: str) -> list[Path]:
+    """The dataset folders of `cfg.data_path` (roots expanded): a missing or empty one is a ConfigError naming
+    the key and the folder."""
     if not cfg.data_path:
         raise ConfigError(f"{source}: data_path is missing (the dataset folder, IO layout)")
+    resolved = resolve_data_path(cfg).data_path
+    single = isinstance(resolved, str)
+    folders = [Path(resolved)] if single else [Path(p) for p in resolved]
+    for i, folder in enumerate(folders):
+        key = "data_path" if single else f"data_path[{i}]"
+        if not folder.is_dir():
+            raise ConfigError(f"{source}: {key} {folder}: dataset folder does not exist")
+        if not any(folder.iterdir()):
+            raise ConfigError(
+                f"{source}: {key} {folder}: the folder is empty (no dataset, no Panda_* folders)"
+            )
+    return folders
+
+
+def _split(folder: Path, cfg: TrainConfig, several: bool) -> tuple[list[int], list[int]]:
+    """IO's seeded split of one dataset folder's episodes (errors name the folder when there are several)."""
+    lengths = list_episodes(folder, cfg.cam_view)
+    try:
+        return split_episodes(len(lengths), cfg.num_train_episode, cfg.num_val_episode, cfg.seed)
+    except DatasetError as e:
+        raise DatasetError(f"{folder}: {e}" if several else str(e)) from None
+
+
+def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
+    """Split the episodes of every dataset folder of `cfg.data_path` on its own, decode them once (one frame
+    cache per folder), and concatenate the folders' train / val window datasets."""
     if cfg.using_proprioception:
         raise ConfigError(
             f"{source}: using_proprioception is true, but the IO dataset layout has no end-effector "
             "pose or gripper per frame (results_raw.csv holds joints and the object pose only)"
         )
+    folders = data_folders(cfg, source)
+    splits = [_split(folder, cfg, len(folders) > 1) for folder in folders]
     network = cfg.network
-    lengths = list_episodes(cfg.data_path, cfg.cam_view)
-    train_ids, val_ids = split_episodes(len(lengths), cfg.num_train_episode, cfg.num_val_episode, cfg.seed)
     size = (network.image_height, network.image_width)
     encoder = make_instruction_encoder(cfg.instruction_encoder, network.language_embedding_size)
     common = {
@@ -191,29 +238,54 @@ def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
         "seed": cfg.seed,
     }
     show = cfg.progress and job.is_main
-    # The disk cache is opened (built by rank 0 while the other ranks wait) once, for both splits.
-    load_frames = frame_loader(cfg.frame_cache, cfg.data_path, cfg.cam_view, size, cfg.cache_dir, show)
-    train_cache = load_frames(train_ids)
+    train_caches, val_caches = [], []
+    for folder, (train_ids, val_ids) in zip(folders, splits):
+        # The disk cache is opened (built by rank 0 while the other ranks wait) once, for both splits.
+        load_frames = frame_loader(cfg.frame_cache, folder, cfg.cam_view, size, cfg.cache_dir, show)
+        train_caches.append(load_frames(train_ids))
+        if val_ids:
+            val_caches.append(load_frames(val_ids))
     augment = RandomCrop(size, network.crop_size) if cfg.augment else None
-    train = WindowDataset(train_cache, augment=augment, **common)
-    val = None
-    if val_ids:
-        val = WindowDataset(load_frames(val_ids), **common)
+    train = concat_windows(train_caches, augment=augment, **common)
+    val = concat_windows(val_caches, **common) if val_caches else None
     if len(train) == 0:
         raise ConfigError(
             f"{source}: the training episodes give no window (episodes of one frame with predicting_next_ts)"
         )
-    log.info(
-        "data %s: %d train episodes (%d windows), %d val episodes (%d windows), %s at %dx%d",
-        cfg.data_path,
-        len(train_ids),
-        len(train),
-        len(val_ids),
-        len(val) if val else 0,
-        "+".join(cfg.cam_view),
-        *size,
-    )
-    return Data(train, val, encoder, train_cache.default_instruction())
+    _log_data(folders, splits, train, val, cfg.cam_view, size)
+    return Data(train, val, encoder, train.default_instruction())
+
+
+def _log_data(
+    folders: list[Path],
+    splits: list[tuple[list[int], list[int]]],
+    train: WindowConcat,
+    val: WindowConcat | None,
+    views: tuple[str, ...],
+    size: tuple[int, int],
+) -> None:
+    """One line per dataset folder (episodes and windows of each split), and the total when several."""
+    val_parts = iter(val.datasets if val else [])
+    for folder, (train_ids, val_ids), part in zip(folders, splits, train.datasets):
+        log.info(
+            "data %s: %d train episodes (%d windows), %d val episodes (%d windows), %s at %dx%d",
+            folder,
+            len(train_ids),
+            len(part),
+            len(val_ids),
+            len(next(val_parts)) if val_ids else 0,
+            "+".join(views),
+            *size,
+        )
+    if len(folders) > 1:
+        log.info(
+            "data: %d dataset folders, %d train episodes (%d windows), %d val episodes (%d windows)",
+            len(folders),
+            sum(len(t) for t, _ in splits),
+            len(train),
+            sum(len(v) for _, v in splits),
+            len(val) if val else 0,
+        )
 
 
 def epoch_batches(sampler: DistributedSampler, batch_size: int, epoch: int) -> list[list[int]]:
@@ -224,7 +296,7 @@ def epoch_batches(sampler: DistributedSampler, batch_size: int, epoch: int) -> l
 
 
 def make_loader(
-    dataset: WindowDataset, batches: list[list[int]], cfg: TrainConfig, device: torch.device, seed: int
+    dataset: WindowConcat, batches: list[list[int]], cfg: TrainConfig, device: torch.device, seed: int
 ) -> DataLoader:
     """A DataLoader over given batches; `seed` feeds the workers' base seed, so the global torch RNG (dropout)
     is not consumed by starting an epoch and a resumed run draws the same numbers."""
@@ -295,7 +367,7 @@ def token_hits(
 @torch.no_grad()
 def validate(
     model: RT1,
-    dataset: WindowDataset,
+    dataset: WindowConcat,
     cfg: TrainConfig,
     device: torch.device,
     job: Distributed,
@@ -797,6 +869,7 @@ def train(
     """Train as `cfg` says on `device` (this process's rank in `job`); returns the run summary. Every check
     that does not need the data comes first; the run folder must be new or empty unless `overwrite` (a
     resumed run may continue in its checkpoint's folder)."""
+    cfg = resolve_data_path(cfg)  # a root's Panda_* folders, recorded and compared on resume
     checked = preflight(cfg, device, job, config_path, overwrite)
     t = build(cfg, device, job, str(config_path) if config_path else "the TrainConfig", checked.suite)
     if cfg.resume:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import json
 import os
@@ -12,11 +13,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from envs import FAMILIES
 from envs.spaces import CAMERA_NAMES
 from rt1_sim import cli, outputs
-from rt1_sim.collect import CollectConfig, collect
+from rt1_sim.collect import CollectConfig, collect, collect_datasets, dataset_plan
 from rt1_sim.data.episodes import list_episodes, read_episode
 from rt1_sim.errors import ConfigError, DatasetError, OutputError, UserError
 from rt1_sim.pool import worker_pool
@@ -288,3 +291,51 @@ def test_io_file_names_round_trip(tiny_dataset, tmp_path):
         assert all(np.array_equal(ours.images[v], io.images[v]) for v in CAMERA_NAMES)
     with pytest.raises(OutputError, match="io_file_names"):  # a resume never mixes the spellings
         collect(out, 3, CollectConfig(seed=0), progress=False)
+
+
+# ---------------------------------------------------------------- multi-task: IO's Panda_<task> folders
+def test_mix_collects_one_dataset_per_family_with_its_instructions(tiny_tabletop_root, capsys):
+    """task=mix: a Panda_<family> folder per family, `--episodes` in each; every frame row carries the
+    instruction (task_description, as IO's multi-task loader reads it) and episode.json the variation."""
+    assert sorted(p.name for p in tiny_tabletop_root.iterdir()) == sorted(f"Panda_{f}" for f in FAMILIES)
+    for family in FAMILIES:
+        folder = tiny_tabletop_root / f"Panda_{family}"
+        saved = json.loads((folder / "collect_config.json").read_text())
+        assert saved["env_options"] == {"task": family, "image_size": [32, 32]}
+        assert [e["seed"] for e in map(json.loads, _metas(folder))] == [0, 1]  # the same seeds per family
+        for i, n in enumerate(list_episodes(folder, CAMERA_NAMES)):
+            meta = json.loads((folder / "front" / f"data_{i:03d}" / "episode.json").read_text())
+            assert meta["family"] == family and meta["target"] and meta["template_id"].startswith(family[:4])
+            assert {"colors_split", "paraphrases_split", "combos_split", "success", "steps"} <= set(meta)
+            raw = pd.read_csv(folder / "wrist" / f"data_{i:03d}" / "results_raw.csv")
+            assert len(raw) == n and set(raw["task_description"]) == {meta["instruction"].replace(" ", "_")}
+            assert read_episode(folder, CAMERA_NAMES, i).instruction == meta["instruction"]
+    # The command line: one summary line per family, then the total (resumed: nothing left to collect).
+    argv = ["collect", "--out", str(tiny_tabletop_root), "--episodes", "2", "--image-size", "32", "32"]
+    assert cli.main([*argv, "--set", "env_id=PandaTabletop-v0", "--set", "env_options.task=mix"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(s["out"]).name for s in lines[:-1]] == [f"Panda_{f}" for f in FAMILIES]
+    assert lines[-1]["episodes"] == 12 and lines[-1]["attempts"] == 0
+
+
+def _metas(folder: Path) -> list[str]:
+    return [p.read_text() for p in sorted((folder / "front").glob("data_*/episode.json"))]
+
+
+def test_one_task_collects_its_folder_only_and_bad_options_write_nothing(tmp_path):
+    cfg = CollectConfig(env_id="PandaTabletop-v0", env_options={"task": "stack", "image_size": [32, 32]})
+    summary = collect_datasets(tmp_path / "root", 1, cfg, progress=False)
+    assert summary["out"] == str(tmp_path / "root" / "Panda_stack") and summary["episodes"] == 1
+    assert [p.name for p in (tmp_path / "root").iterdir()] == ["Panda_stack"]
+    # Every family's options are checked before any folder is written.
+    for options, match in [({"task": "juggle"}, "juggle"), ({"task": "mix", "colors": "neon"}, "colors")]:
+        bad = dataclasses.replace(cfg, env_options=options)
+        with pytest.raises(ConfigError, match=match):
+            collect_datasets(tmp_path / "bad", 1, bad, progress=False)
+    assert not (tmp_path / "bad").exists()
+    collect(tmp_path / "pick", 1, CollectConfig(), progress=False)  # a dataset is never a multi-task root
+    with pytest.raises(OutputError, match="holds a dataset itself"):
+        collect_datasets(tmp_path / "pick", 1, cfg, progress=False)
+    assert not list((tmp_path / "pick").glob("Panda_*"))
+    # An env without a task option (PandaPick-v0) collects into --out itself, as always.
+    assert dataset_plan(tmp_path / "p", CollectConfig()) == [(tmp_path / "p", CollectConfig())]

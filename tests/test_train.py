@@ -18,11 +18,13 @@ import pytest
 import torch
 from PIL import Image
 
+from envs import FAMILIES
 from rt1_sim import cli
 from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError
 from rt1_sim.config import PRESETS, ConfigError, TrainConfig, load_config
 from rt1_sim.data.episodes import DatasetError
 from rt1_sim.data.windows import split_episodes
+from rt1_sim.distributed import Distributed
 from rt1_sim.errors import OutputError
 from rt1_sim.plot import PlotError, plot_learning_curve
 from rt1_sim.policy import RT1Policy
@@ -32,6 +34,7 @@ from rt1_sim.train import (
     LAST_CHECKPOINT,
     METRICS_FILE,
     TRAIN_KEYS,
+    build_data,
     train,
 )
 
@@ -128,7 +131,7 @@ def test_missing_data_path_and_too_few_episodes_are_clear_errors(tiny_dataset: P
     with pytest.raises(DatasetError, match="4 training \\+ 1 validation episodes, but the dataset holds 4"):
         run_train(path)
     path = write_config(tmp_path / "nowhere.json", {**config, "data_path": str(tmp_path / "nowhere")})
-    with pytest.raises(DatasetError, match="nowhere: dataset folder does not exist"):
+    with pytest.raises(ConfigError, match="data_path .*nowhere: dataset folder does not exist"):
         run_train(path)
     assert not any(tmp_path.glob("*/" + CONFIG_FILE))  # nothing was written for a run that could not start
 
@@ -414,7 +417,7 @@ def test_run_folder_and_eval_suite_are_checked_before_the_data(tmp_path: Path) -
     path = write_config(tmp_path / "f.json", {**config, "log_dir": str(tmp_path / "afile")})
     with pytest.raises(OutputError, match="afile is a file"):
         run_train(path)
-    with pytest.raises(DatasetError, match="no_data"):  # with both fixed, the data is what is missing
+    with pytest.raises(ConfigError, match="data_path .*no_data"):  # with both fixed, the data is missing
         run_train(write_config(tmp_path / "ok.json", config))
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == ["afile", "f.json", "ok.json", "s.json", "suite.json"]
@@ -450,3 +453,81 @@ def test_smoke_config_fits_twenty_episodes_and_is_suggested_for_small_datasets()
 def test_non_finite_numbers_are_refused_naming_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=f"--set {override}.*{key}"):
         load_config(TrainConfig, None, [override])
+
+
+# ---------------------------------------------------------------- several dataset folders (one per family)
+def test_a_root_of_panda_folders_is_split_per_folder(
+    tiny_tabletop_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """data_path = a root of Panda_<family> folders: every folder gives num_val_episode validation episodes,
+    the run records the folders it resolved, logs a line per folder, and validates on all of them."""
+    config = tiny_config(
+        tiny_tabletop_root,
+        tmp_path,
+        run_name="root",
+        max_steps=2,
+        num_val_episode=1,
+        cache_dir=str(tmp_path / "cache"),
+        cam_view=["front"],
+        time_sequence_length=2,
+        torch_threads=1,  # small ops: one thread is faster than two that wait for each other
+    )
+    path = write_config(tmp_path / "root.json", config)
+    with caplog.at_level(logging.INFO, logger="rt1_sim.train"):
+        summary = run_train(path)
+    folders = [str(tiny_tabletop_root / f"Panda_{f}") for f in sorted(FAMILIES)]
+    assert json.loads((tmp_path / "root" / CONFIG_FILE).read_text())["data_path"] == folders
+    for f in folders:
+        assert f"data {f}: 1 train episodes (" in caplog.text
+    assert "data: 6 dataset folders, 6 train episodes" in caplog.text and "6 val episodes" in caplog.text
+    assert summary["steps"] == 2 and summary["val/loss"] > 0
+    cfg = load_config(TrainConfig, path, ["frame_cache=memory", "num_train_episode=1"])
+    data = build_data(cfg, str(path), Distributed())
+    val_families = [
+        json.loads((Path(f) / "front" / f"data_{part.cache.episodes[0]:03d}" / "episode.json").read_text())
+        for f, part in zip(folders, data.val.datasets)
+    ]
+    assert [m["family"] for m in val_families] == sorted(FAMILIES)  # one validation episode per family
+    assert [p.cache.instructions for p in data.val.datasets] == [[m["instruction"]] for m in val_families]
+
+
+def test_a_list_of_folders_resumes_exactly_and_bad_entries_are_one_error(
+    tiny_tabletop_root: Path, tmp_path: Path
+) -> None:
+    """Two folders: 2 steps + resume + 2 steps == 4 steps (augmentation, dropout, per-folder split), resume
+    refuses another data_path; a missing, empty or repeated entry is one ConfigError naming it."""
+    folders = [str(tiny_tabletop_root / "Panda_stack"), str(tiny_tabletop_root / "Panda_pick")]
+    config = tiny_config(
+        tiny_tabletop_root,
+        tmp_path,
+        data_path=folders,
+        batch_size=4,
+        max_steps=4,
+        num_val_episode=1,
+        deterministic=True,
+        frame_cache="memory",
+        cam_view=["front"],
+        time_sequence_length=2,
+        torch_threads=1,  # small ops: one thread is faster than two that wait for each other
+        network_configs={"image_height": 32, "image_width": 32, "crop_size": 28, "dropout_rate": 0.1},
+    )
+    path = write_config(tmp_path / "two.json", config)
+    run_train(path, "run_name=whole")
+    run_train(path, "run_name=part", "max_steps=2")
+    last = tmp_path / "part" / LAST_CHECKPOINT
+    with pytest.raises(ConfigError, match="data_path: \\[.*Panda_pick.*\\] in the checkpoint"):
+        run_train(path, "resume=true", f"resume_from_checkpoint={last}", f"data_path={folders[0]}")
+    run_train(path, "resume=true", f"resume_from_checkpoint={last}")
+    whole = torch.load(tmp_path / "whole" / LAST_CHECKPOINT, weights_only=True)
+    again = torch.load(last, weights_only=True)
+    assert whole["step"] == again["step"] == 4 and whole["config"]["data_path"] == folders
+    for key, tensor in whole["model"].items():
+        assert torch.equal(tensor, again["model"][key]), key
+    (tmp_path / "empty").mkdir()
+    for entry, match in [
+        (str(tmp_path / "gone"), f"data_path\\[1\\] {tmp_path / 'gone'}: dataset folder does not exist"),
+        (str(tmp_path / "empty"), f"data_path\\[1\\] {tmp_path / 'empty'}: the folder is empty"),
+        (folders[0], "list of distinct folders"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            run_train(write_config(tmp_path / "bad.json", {**config, "data_path": [folders[0], entry]}))

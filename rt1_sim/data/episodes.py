@@ -50,6 +50,44 @@ PNG_COMPRESS_LEVEL = 1  # fast to write; PNG stays lossless
 # Written by `rt1-sim eval --record` into the datasets it records (collect writes collect_config.json): the
 # file says who wrote the folder.
 RECORD_CONFIG_FILE = "eval_config.json"
+# A multi-task collection is a root of IO's `[robotname]_[taskname]` dataset folders (`Panda_pick`, ...), one
+# per task; training takes such a root, or a list of dataset folders, as its data_path.
+ROBOT_NAME = "Panda"
+# `<dataset><CACHE_SUFFIX>/` holds a dataset's decoded-frame caches (rt1_sim/data/frame_cache.py), next to it.
+CACHE_SUFFIX = ".frame_cache"
+
+
+def task_folder_name(task: str) -> str:
+    """IO's dataset folder name for `task`: `Panda_<task>`."""
+    return f"{ROBOT_NAME}_{task}"
+
+
+def task_folders(root: Path) -> list[Path]:
+    """The `Panda_*` dataset folders directly under `root`, by name (frame caches beside them excluded)."""
+    prefix = task_folder_name("")
+    return sorted(
+        p
+        for p in Path(root).iterdir()
+        if p.is_dir() and p.name.startswith(prefix) and not p.name.endswith(CACHE_SUFFIX)
+    )
+
+
+def is_dataset_root(path: Path, views: Sequence[str]) -> bool:
+    """A folder that is no dataset itself (no `<first view>/dataset_info.json`) but holds `Panda_*` ones."""
+    path = Path(path)
+    return path.is_dir() and not (path / views[0] / DATASET_INFO_FILE).exists() and bool(task_folders(path))
+
+
+def expand_dataset_roots(paths: Sequence[str], views: Sequence[str]) -> list[str]:
+    """`paths` with every dataset root (`is_dataset_root`) replaced by its `Panda_*` folders, in name order;
+    other paths, missing ones included, are kept as they are (the reader names what is wrong with them)."""
+    out: list[str] = []
+    for path in paths:
+        if is_dataset_root(Path(path), views):
+            out.extend(str(p) for p in task_folders(Path(path)))
+        else:
+            out.append(path)
+    return out
 
 
 @dataclass

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from envs.spaces import ACTION_SIZE, DATASET_INFO_FILE, EPISODE_DIR, RGB_DIR
 from rt1_sim.config import FRAME_CACHE_MODES
-from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
+from rt1_sim.data.episodes import CACHE_SUFFIX, DatasetError, list_episodes, read_episode
 from rt1_sim.data.windows import FrameCache, _resize, load_frame_cache
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
 ACTIONS_FILE = "actions.npy"
-CACHE_SUFFIX = ".frame_cache"  # <data_path><suffix>/ holds the caches of a dataset (one per size and cameras)
 TMP_PREFIX = ".tmp_"
 
 

@@ -18,11 +18,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
 
 from envs.spaces import ACTION_SIZE
@@ -156,7 +157,9 @@ class WindowDataset(Dataset):
     Item: {"images": (T, V, H, W, 3) uint8, "valid": (T,) bool, "tokens": (T, A) int64 action tokens,
     "actions": (T, A) float32 (the continuous targets), "instruction": (E,) float32}.
     `augment` (training only) crops every window with a generator seeded by (seed, epoch, item): the data of
-    an epoch does not depend on worker count, order of loading, or where a run was resumed.
+    an epoch does not depend on worker count, order of loading, or where a run was resumed. `index_offset` is
+    added to the item for that seed: the windows of several datasets, concatenated (`WindowConcat`), are
+    seeded by their index in the concatenation.
     """
 
     def __init__(
@@ -168,8 +171,10 @@ class WindowDataset(Dataset):
         instruction_encoder: InstructionEncoder,
         augment: RandomCrop | None = None,
         seed: int = 0,
+        index_offset: int = 0,
     ) -> None:
         self.cache = cache
+        self.index_offset = index_offset
         self.time_sequence_length = time_sequence_length
         self.augment = augment
         self.seed = seed
@@ -206,7 +211,9 @@ class WindowDataset(Dataset):
         end, episode = int(self.ends[index]), int(self.episode_of[index])
         first = max(int(cache.starts[episode]), end - t + 1)
         n = end + 1 - first  # real frames in the window
-        rng = np.random.default_rng((self.seed, self.epoch, index)) if self.augment is not None else None
+        rng = None
+        if self.augment is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, self.index_offset + index))
         size = cache.frames[cache.views[0]].shape[1:]  # (H, W, 3)
         images = np.zeros((t, len(cache.views), *size), np.uint8)  # (T, V, H, W, 3), left-padded
         for i, v in enumerate(cache.views):
@@ -225,6 +232,35 @@ class WindowDataset(Dataset):
             "actions": actions,
             "instruction": self.instructions[episode],
         }
+
+
+class WindowConcat(ConcatDataset):
+    """The window datasets of several dataset folders (one per task family), one after another: what the
+    training loop iterates. Part k has `index_offset` = the windows of parts 0..k-1 (`concat_windows`)."""
+
+    datasets: list[WindowDataset]
+
+    @property
+    def tokenizer(self) -> ActionTokenizer:
+        return self.datasets[0].tokenizer
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the augmentation of `epoch` in every part."""
+        for part in self.datasets:
+            part.set_epoch(epoch)
+
+    def default_instruction(self) -> str:
+        """The most common instruction over every part's episodes."""
+        counts = Counter(s for part in self.datasets for s in part.cache.instructions)
+        return counts.most_common(1)[0][0] if counts else ""
+
+
+def concat_windows(caches: Sequence[FrameCache], **kwargs: Any) -> WindowConcat:
+    """One WindowDataset per cache (`kwargs` as WindowDataset takes them), each seeded by its global index."""
+    parts: list[WindowDataset] = []
+    for cache in caches:
+        parts.append(WindowDataset(cache, index_offset=sum(len(p) for p in parts), **kwargs))
+    return WindowConcat(parts)
 
 
 def collate_windows(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from envs.spaces import ACTION_SIZE, CAMERA_NAMES, EPISODE_DIR, IMAGE_NAME, RGB_DIR
-from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
+from rt1_sim.data.episodes import DatasetError, expand_dataset_roots, list_episodes, read_episode
 from rt1_sim.data.windows import (
     FrameCache,
     RandomCrop,
     WindowDataset,
     collate_windows,
+    concat_windows,
     load_frame_cache,
     split_episodes,
 )
@@ -137,3 +138,40 @@ def test_a_missing_frame_fails_at_startup_naming_the_episode(tiny_dataset: Path,
         load_frame_cache(root, CAMERA_NAMES, [0, 1], SIZE, progress=False)
     with pytest.raises(DatasetError, match="episode 7 does not exist"):
         load_frame_cache(root, CAMERA_NAMES, [7], SIZE, progress=False)
+
+
+def test_concatenated_datasets_seed_augmentation_by_their_global_index(cache: FrameCache) -> None:
+    """Two folders' windows, one after another: the first part is the single-folder dataset item for item
+    (same crops), and the same frames in the second part get other crops (seeded by the global index)."""
+    kwargs = {
+        "time_sequence_length": T,
+        "predicting_next_ts": False,
+        "tokenizer": ActionTokenizer(256),
+        "instruction_encoder": HashInstructionEncoder(16),
+        "augment": RandomCrop(SIZE, 80),
+        "seed": 3407,
+    }
+    both = concat_windows([cache, cache], **kwargs)
+    alone = windows(cache, augment=RandomCrop(SIZE, 80))
+    assert len(both) == 2 * len(alone) and both.tokenizer is kwargs["tokenizer"]
+    both.set_epoch(1)
+    alone.set_epoch(1)
+    for k in (0, 7, len(alone) - 1):
+        np.testing.assert_array_equal(both[k]["images"], alone[k]["images"])
+        second = both[len(alone) + k]
+        np.testing.assert_array_equal(second["tokens"], alone[k]["tokens"])
+        assert not np.array_equal(second["images"], alone[k]["images"])
+    assert both.default_instruction() == cache.default_instruction()
+
+
+def test_a_root_expands_to_its_panda_folders_and_not_their_frame_caches(tmp_path: Path) -> None:
+    for name in ("Panda_stack", "Panda_pick", "Panda_pick.frame_cache", "notes"):
+        (tmp_path / "root" / name).mkdir(parents=True)
+    (tmp_path / "one" / "front").mkdir(parents=True)
+    (tmp_path / "one" / "front" / "dataset_info.json").write_text('{"episode_length": []}')
+    paths = [str(tmp_path / "root"), str(tmp_path / "one"), str(tmp_path / "missing")]
+    assert expand_dataset_roots(paths, CAMERA_NAMES) == [
+        str(tmp_path / "root" / "Panda_pick"),
+        str(tmp_path / "root" / "Panda_stack"),
+        *paths[1:],
+    ]
