@@ -117,7 +117,7 @@ def read_results(path: Path) -> dict[str, Any]:
 
 
 def cells_of_results(results: Mapping[str, Any], suite: str, path: Path) -> list[Cell]:
-    """The cells of one results.json: one, or one per `family` when the rows carry one."""
+    """The cells of one results.json: one, or one per `family` when its rows carry several (a `mix` suite)."""
     config = results.get("config") if isinstance(results.get("config"), dict) else {}
     policy = results.get("policy") if isinstance(results.get("policy"), dict) else {}
     by_family: dict[str | None, dict[int, bool]] = {}
@@ -126,6 +126,8 @@ def cells_of_results(results: Mapping[str, Any], suite: str, path: Path) -> list
         if row["seed"] in seeds:
             raise CompareError(f"{path}: seed {row['seed']} appears twice in per_episode")
         seeds[row["seed"]] = bool(row["success"])
+    if len(by_family) == 1:  # one family (or none): the suite is the cell
+        by_family = {None: next(iter(by_family.values()))}
     return [
         Cell(
             suite,
