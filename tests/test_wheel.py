@@ -88,3 +88,11 @@ def test_wheel_installs_and_runs_rt1_sim_eval(tmp_path: Path) -> None:
         venv
     )
     assert Path(results["config_file"]).is_relative_to(venv)  # the default suite, shipped in the wheel
+    # The multi-task env's own asset (the drawer cabinet) and the benchmark's suites ship in the wheel too.
+    check = (
+        "import gymnasium as gym, envs; from rt1_sim import benchmark as bm; "
+        "env = gym.make('PandaTabletop-v0', task='drawer'); env.reset(seed=0); env.close(); "
+        "print(len(bm.load_manifest(bm.SUITES_DIR).splits), bm.SUITES_DIR)"
+    )
+    splits, suites = _run(bin_dir / "python", "-c", check, cwd=work, env=env).stdout.split()
+    assert int(splits) >= 7 and Path(suites).is_relative_to(venv)
