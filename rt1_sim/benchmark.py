@@ -36,7 +36,7 @@ from rt1_sim.eval import evaluate, resolve_policy
 from rt1_sim.eval.results import RESULTS_FILE, sha256
 from rt1_sim.eval.stats import rate_block
 from rt1_sim.files import atomic_write_text
-from rt1_sim.resources import ASSETS, EVAL_CONFIGS, resource_path
+from rt1_sim.resources import EVAL_CONFIGS, bundled_checkpoint, resource_path
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ SUITES_DIR = resource_path(EVAL_CONFIGS, "multitask")
 MANIFEST_FILE = "benchmark.json"
 BENCHMARK_FILE, TABLE_FILE, REPORT_FILE = "benchmark.json", "benchmark.md", "report.html"
 EXAMPLES_DIR = "examples"
-BUNDLED_MULTITASK = resource_path(ASSETS, "checkpoints", "rt1_multitask_cpu.pt")
+BUNDLED_MULTITASK = bundled_checkpoint("PandaTabletop-v0")
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def _example(out: Path, cell: Cell, row: dict[str, Any]) -> str:
 
 
 def _checkpoint_sha(config: EvalConfig) -> str | None:
-    choice = resolve_policy(config.policy.name)
+    choice = resolve_policy(config.policy.name, config.env_id)
     return sha256(choice.checkpoint) if choice.checkpoint is not None else None
 
 

@@ -1,22 +1,26 @@
 """`rt1-sim plot RUN_DIR`: the learning curve of a training run as a PNG, from its metrics.csv.
 
-Left: training loss (every logged step) and validation loss (every validation) against epoch. Right:
+Left: training loss (every logged step) and validation loss (every validation) against epoch. Middle:
 closed-loop success rate of checkpoint_last with its Wilson 95% interval at every evaluation (runs with
-`eval_config`). Needs matplotlib (`pip install -e ".[plot]"`); the file is written atomically.
+`eval_config`). Right, for a multi-task suite: the success of each task family at every evaluation (from the
+run's eval/epoch_<E>/results.json). Needs matplotlib (`pip install -e ".[plot]"`); the file is written
+atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from rt1_sim.errors import PlotError, UserError
 from rt1_sim.files import atomic_write
-from rt1_sim.train import METRICS_FILE
+from rt1_sim.train import EVAL_DIR, METRICS_FILE
 
 CURVE_FILE = "learning_curve.png"
+RATE_KEYS = ("successes", "episodes", "success_rate")
 
 
 def read_metrics(run_dir: Path) -> pd.DataFrame:
@@ -33,6 +37,24 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
     return metrics
 
 
+def family_success(run_dir: Path) -> pd.DataFrame:
+    """Success per task family at each closed-loop evaluation of a multi-task run: columns epoch, family,
+    successes, episodes, success_rate (empty when the suite has one family or the run did not evaluate)."""
+    rows = []
+    for results_file in sorted((run_dir / EVAL_DIR).glob("epoch_*/results.json")):
+        try:
+            epoch = float(results_file.parent.name.removeprefix("epoch_"))
+            results = json.loads(results_file.read_text())
+        except (ValueError, OSError) as e:
+            raise PlotError(f"{results_file}: not a readable evaluation result ({e})") from None
+        families = results.get("per_variation", {}).get("family", {})
+        if len(families) > 1:
+            for name, rate in families.items():
+                rows.append({"epoch": epoch, "family": name, **{k: rate[k] for k in RATE_KEYS}})
+    columns = ["epoch", "family", *RATE_KEYS]
+    return pd.DataFrame(rows, columns=columns).sort_values(["family", "epoch"], ignore_index=True)
+
+
 def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, title: str | None = None) -> Path:
     """Draw the run's learning curve; returns the PNG's path (default RUN_DIR/learning_curve.png)."""
     import matplotlib
@@ -44,7 +66,9 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, titl
     metrics = read_metrics(run_dir)
     out = Path(out) if out is not None else run_dir / CURVE_FILE
     evaluated = "eval/success_rate" in metrics and metrics["eval/success_rate"].notna().any()
-    fig, axes = plt.subplots(1, 2 if evaluated else 1, figsize=(11 if evaluated else 6, 4), squeeze=False)
+    per_family = family_success(run_dir) if evaluated else pd.DataFrame()
+    panels = 1 + evaluated + (not per_family.empty)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     loss = axes[0][0]
     train = metrics.dropna(subset=["train/loss"])
     loss.plot(train["epoch"], train["train/loss"], lw=0.8, alpha=0.8, label="training loss")
@@ -63,6 +87,13 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, titl
         success.set(xlabel="epoch", ylabel="closed-loop success (%)", ylim=(0, 102))
         success.grid(alpha=0.3)
         success.legend(loc="lower right")
+    if not per_family.empty:
+        families = axes[0][2]
+        for name, group in per_family.groupby("family", sort=False):
+            families.plot(group["epoch"], 100 * group["success_rate"], "o-", ms=3, label=name)
+        families.set(xlabel="epoch", ylabel="closed-loop success per family (%)", ylim=(0, 102))
+        families.grid(alpha=0.3)
+        families.legend(loc="lower right", fontsize="small")
     fig.suptitle(title or run_dir.name)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

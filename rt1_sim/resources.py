@@ -35,9 +35,15 @@ def find_config(path: str | Path) -> Path:
     return shipped if shipped.is_file() else path
 
 
-def bundled_checkpoint() -> Path:
-    """The RT-1 policy `rt1-sim eval` evaluates by default."""
-    return resource_path(ASSETS, "checkpoints", "rt1_cpu.pt")
+# The bundled RT-1 policy per env id: what `--policy auto` (every suite's default) evaluates there.
+BUNDLED_CHECKPOINTS = {"PandaPick-v0": "rt1_cpu.pt", "PandaTabletop-v0": "rt1_multitask_cpu.pt"}
+
+
+def bundled_checkpoint(env_id: str = "PandaPick-v0") -> Path:
+    """The RT-1 policy `rt1-sim eval` evaluates by default in env `env_id` (the pick policy for any env id
+    without a policy of its own)."""
+    name = BUNDLED_CHECKPOINTS.get(env_id, BUNDLED_CHECKPOINTS["PandaPick-v0"])
+    return resource_path(ASSETS, "checkpoints", name)
 
 
 def default_eval_suite() -> Path:

@@ -125,6 +125,7 @@ RESUME_MAY_CHANGE = (
     "torch_threads",
     "eval_config",
     "eval_every_epochs",
+    "eval_every_steps",
     "eval_episodes",
     "scheduler_configs.verbose",
 )
@@ -721,7 +722,8 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
 
 def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
     """Train `epoch` from batch `t.state.epoch_step` on; returns the batches done (fewer than all when
-    max_steps stops it). Logs a train metrics row every log_every_steps, writes periodic checkpoints."""
+    max_steps stops it). Logs a train metrics row every log_every_steps; periodic checkpoints and evaluations
+    inside the epoch are `mid_epoch_period`'s."""
     cfg, state = t.cfg, t.state
     t.data.train.set_epoch(epoch)
     t.model.train()
@@ -755,13 +757,21 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
                 t.log_metrics(epoch + done / len(batches), t.last["train"])
             if stopping:
                 break
-            if (
-                cfg.checkpoint_every_steps
-                and state.step % cfg.checkpoint_every_steps == 0
-                and done < len(batches)
-            ):
-                save(t, LAST_CHECKPOINT, epoch, done)
+            if done < len(batches):  # the end of the epoch has its own end_of_period
+                mid_epoch_period(t, epoch, done, len(batches))
     return done
+
+
+def mid_epoch_period(t: Trainer, epoch: int, done: int, total: int) -> None:
+    """Inside an epoch: write checkpoint_last every checkpoint_every_steps steps, and every eval_every_steps
+    steps write it and evaluate it closed-loop (a kill during that evaluation loses only its row)."""
+    cfg, step = t.cfg, t.state.step
+    evaluating = t.suite is not None and cfg.eval_every_steps > 0 and step % cfg.eval_every_steps == 0
+    if evaluating or (cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0):
+        save(t, LAST_CHECKPOINT, epoch, done)
+    if evaluating:
+        closed_loop_eval(t, epoch + done / total)
+        t.model.train()
 
 
 def _max_steps_reached(t: Trainer) -> bool:
@@ -855,6 +865,13 @@ def closed_loop_eval(t: Trainer, epoch: float) -> None:
         )
     torch.set_num_threads(threads)  # the harness sizes torch's thread pool for its workers
     log.info("epoch %g, step %d: %s", epoch, t.state.step, report.summary())
+    families = report.results.get("per_variation", {}).get("family", {})
+    if len(families) > 1:  # a multi-task suite: success per task family
+        log.info(
+            "epoch %g per family: %s",
+            epoch,
+            ", ".join(f"{name} {r['successes']}/{r['episodes']}" for name, r in families.items()),
+        )
     t.last["eval"] = {f"eval/{k}": report.results[k] for k in ("success_rate", "ci95_low", "ci95_high")}
     t.log_metrics(epoch, t.last["eval"])
 

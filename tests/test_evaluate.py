@@ -182,13 +182,21 @@ def test_shipped_suites(tmp_path):
 
 
 def test_auto_policy_falls_back_to_the_expert_with_a_warning(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda: tmp_path / "absent.pt")
+    monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda env_id: tmp_path / "absent.pt")
     with caplog.at_level(logging.WARNING):
         assert ev.resolve_policy("auto") == ev.PolicyChoice("scripted")
     assert "absent.pt" in caplog.text
     (tmp_path / "present.pt").touch()
-    monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda: tmp_path / "present.pt")
+    monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda env_id: tmp_path / "present.pt")
     assert ev.resolve_policy("auto") == ev.PolicyChoice("rt1", tmp_path / "present.pt")
+
+
+def test_auto_is_the_bundled_policy_of_the_suites_env() -> None:
+    assert bundled_checkpoint().name == bundled_checkpoint("PandaPick-v0").name == "rt1_cpu.pt"
+    assert bundled_checkpoint("PandaTabletop-v0").name == "rt1_multitask_cpu.pt"
+    multitask = bundled_checkpoint("PandaTabletop-v0")
+    expected = ev.PolicyChoice("rt1", multitask) if multitask.is_file() else ev.PolicyChoice("scripted")
+    assert ev.resolve_policy("auto", "PandaTabletop-v0") == expected
 
 
 def test_torch_is_not_imported_for_scripted_or_random(tmp_path):

@@ -26,7 +26,7 @@ from rt1_sim.data.episodes import DatasetError
 from rt1_sim.data.windows import split_episodes
 from rt1_sim.distributed import Distributed
 from rt1_sim.errors import OutputError
-from rt1_sim.plot import PlotError, plot_learning_curve
+from rt1_sim.plot import PlotError, family_success, plot_learning_curve
 from rt1_sim.policy import RT1Policy
 from rt1_sim.train import (
     BEST_CHECKPOINT,
@@ -531,3 +531,43 @@ def test_a_list_of_folders_resumes_exactly_and_bad_entries_are_one_error(
     ]:
         with pytest.raises(ConfigError, match=match):
             run_train(write_config(tmp_path / "bad.json", {**config, "data_path": [folders[0], entry]}))
+
+
+def test_mid_epoch_evaluations_of_a_multitask_suite_give_a_per_family_curve(
+    tiny_tabletop_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """eval_every_steps evaluates checkpoint_last inside the epoch (fractional epoch folders); a mix suite's
+    results are logged and plotted per task family."""
+    suite = write_config(
+        tmp_path / "mix.json",
+        {"name": "mix", "episodes": 6, "max_steps": 2, "env_id": "PandaTabletop-v0", "seed_start": 3200000},
+    )
+    config = tiny_config(
+        tiny_tabletop_root,
+        tmp_path,
+        run_name="mt",
+        epochs=1,
+        max_steps=4,
+        num_val_episode=0,
+        cam_view=["front"],
+        time_sequence_length=2,
+        torch_threads=1,
+        cache_dir=str(tmp_path / "cache"),
+        eval_config=str(suite),
+        eval_every_steps=2,
+        num_eval_threads=1,
+    )
+    with caplog.at_level(logging.INFO, logger="rt1_sim.train"):
+        run_train(write_config(tmp_path / "mt.json", config))
+    evaluated = sorted((tmp_path / "mt" / "eval").iterdir())
+    assert len(evaluated) == 2  # after step 2 (inside the epoch) and after step 4 (max_steps)
+    assert all(p.name.startswith("epoch_0.") and (p / "results.json").is_file() for p in evaluated)
+    assert "per family: " in caplog.text
+    metrics = pd.read_csv(tmp_path / "mt" / METRICS_FILE)
+    assert metrics["eval/success_rate"].notna().sum() == 2
+    curve = family_success(tmp_path / "mt")
+    assert len(curve) > 2 and set(curve["family"]) <= set(FAMILIES)
+    assert (curve.groupby("epoch")["episodes"].sum() == 6).all()  # every episode counted once per evaluation
+    png = plot_learning_curve(tmp_path / "mt")
+    with Image.open(png) as image:
+        assert image.size[0] > 2.5 * image.size[1]  # three panels: loss, success, success per family

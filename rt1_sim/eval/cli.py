@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         help="scripted | random | auto | PATH.pt (an RT-1 checkpoint); default: the "
-        "suite's policy.name ('auto': the bundled RT-1 checkpoint, else the scripted expert)",
+        "suite's policy.name ('auto': the env's bundled RT-1 checkpoint, rt1_cpu.pt for PandaPick-v0 and "
+        "rt1_multitask_cpu.pt for PandaTabletop-v0, else the scripted expert)",
     )
     parser.add_argument("--episodes", type=int, help="number of episodes (default: the suite's)")
     parser.add_argument("--seed-start", type=int, help="env seed of the first episode (default: the suite's)")
@@ -70,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def default_out(config: EvalConfig) -> Path:
     """runs/eval/<suite>_<policy>_<start time>: a new folder per run, so two runs never mix. A checkpoint's
     label carries its run folder (two runs' checkpoint_last.pt differ); under torchrun rank 0's clock wins."""
-    bundled = bundled_checkpoint()
+    bundled = bundled_checkpoint(config.env_id)
     name = config.policy.name
     if name == "auto":
         name = str(bundled) if bundled.is_file() else "scripted"

@@ -227,7 +227,7 @@ def evaluate(
     source = str(config_file) if config_file is not None else "the EvalConfig defaults"
     job = launch_environment()
     dist = init_process_group(job, "gloo")
-    choice: PolicyChoice = resolve_policy(config.policy.name)
+    choice: PolicyChoice = resolve_policy(config.policy.name, config.env_id)
     rt1 = load_rt1(choice.checkpoint, config.policy.device) if choice.kind == "rt1" else None
     size = (rt1.model.config.image_height, rt1.model.config.image_width) if rt1 is not None else None
     env_options = resolve_env_options(config, size, source, overrides)

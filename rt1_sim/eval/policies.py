@@ -1,7 +1,8 @@
 """Which policy an evaluation runs, and the policy each episode gets (same seeds -> same actions).
 
-"auto" is the bundled RT-1 checkpoint (the scripted expert when it is missing), "scripted" the env's expert,
-"random" the floor; anything else names an RT-1 checkpoint. torch is imported only to load a checkpoint.
+"auto" is the env's bundled RT-1 checkpoint (the scripted expert when it is missing), "scripted" the env's
+expert, "random" the floor; anything else names an RT-1 checkpoint. torch is imported only to load a
+checkpoint.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ class PolicyChoice:
         return self.checkpoint.stem if self.checkpoint is not None else self.kind
 
 
-def resolve_policy(name: str) -> PolicyChoice:
-    """ "auto" -> the bundled RT-1 checkpoint if it exists, else the scripted expert (with a warning);
-    "scripted" | "random"; anything else is the path of an RT-1 checkpoint."""
+def resolve_policy(name: str, env_id: str = "PandaPick-v0") -> PolicyChoice:
+    """ "auto" -> env `env_id`'s bundled RT-1 checkpoint if it exists, else the scripted expert (with a
+    warning); "scripted" | "random"; anything else is the path of an RT-1 checkpoint."""
     if name == "auto":
-        bundled = bundled_checkpoint()
+        bundled = bundled_checkpoint(env_id)
         if bundled.is_file():
             return PolicyChoice("rt1", bundled)
         log.warning("no bundled RT-1 checkpoint at %s: evaluating the scripted expert instead", bundled)
