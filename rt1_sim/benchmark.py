@@ -29,7 +29,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rt1_sim.config import EvalConfig, config_to_dict, load_config
+from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, config_to_dict, load_config
 from rt1_sim.env_options import checked_env
 from rt1_sim.errors import ConfigError
 from rt1_sim.eval import evaluate, resolve_policy
@@ -44,7 +44,7 @@ SUITES_DIR = resource_path(EVAL_CONFIGS, "multitask")
 MANIFEST_FILE = "benchmark.json"
 BENCHMARK_FILE, TABLE_FILE, REPORT_FILE = "benchmark.json", "benchmark.md", "report.html"
 EXAMPLES_DIR = "examples"
-BUNDLED_MULTITASK = bundled_checkpoint("PandaTabletop-v0")
+BUNDLED_MULTITASK = bundled_checkpoint(MULTITASK_ENV_ID)
 
 
 @dataclass(frozen=True)

@@ -329,6 +329,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 # ---- the env every collection and evaluation makes with gym.make(env_id, **env_options) ----
 # The only place rt1_sim names an env: another registered env plugs in through the `env_id` key alone.
 DEFAULT_ENV_ID = "PandaPick-v0"
+MULTITASK_ENV_ID = "PandaTabletop-v0"  # the env of the multi-task benchmark
 
 
 # ---- datasets collected by the scripted expert (`rt1-sim collect`) ----
@@ -381,8 +382,9 @@ INSTRUCTION_MODES = ("given", "blank", "shuffled")
 class EvalPolicyConfig:
     """Which policy a suite evaluates, and how it acts."""
 
-    # "auto": the bundled RT-1 checkpoint if present, else the scripted expert; "scripted"; "random"; or the
-    # path of an RT-1 checkpoint (.pt), which carries its own model config.
+    # "auto": the env's bundled RT-1 checkpoint if present (rt1_sim.resources.BUNDLED_CHECKPOINTS), else the
+    # scripted expert; "scripted"; "random"; or the path of an RT-1 checkpoint (.pt), which carries its own
+    # model config.
     name: str = "auto"
     terminate_on_action: bool = True  # the policy's terminate output ends the episode, as in the RT-1 paper
     expert_noise: float = 0.0  # scripted expert's action noise, fraction of the action bounds
@@ -526,7 +528,8 @@ class TrainConfig:
     # A torchvision-layout EfficientNet state_dict (e.g. ImageNet efficientnet_b3 for `paper`) loaded into the
     # image encoder before the first step; None: from scratch. Nothing is ever downloaded.
     imagenet_weights: str | None = None
-    checkpoint_every_steps: int = 0  # also write checkpoint_last every N steps (0: at val_interval only)
+    # also write checkpoint_last every N steps (0: at val_interval and before each evaluation only)
+    checkpoint_every_steps: int = 0
     max_steps: int | None = None  # stop (validate, write checkpoint_last) after this many steps in all
     log_every_steps: int = 10  # train metrics row (CSV, TensorBoard) every this many steps
     tensorboard: bool = True  # write TensorBoard events when the package is installed

@@ -37,22 +37,32 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
     return metrics
 
 
-def family_success(run_dir: Path) -> pd.DataFrame:
+def family_success(run_dir: Path, epochs: pd.Series | None = None) -> pd.DataFrame:
     """Success per task family at each closed-loop evaluation of a multi-task run: columns epoch, family,
-    successes, episodes, success_rate (empty when the suite has one family or the run did not evaluate)."""
+    successes, episodes, success_rate; empty when the run's suite has a single family or none. `epochs`: keep
+    only the evaluations at these epochs (metrics.csv's rows: a resumed run's abandoned evaluations are not
+    plotted)."""
+    columns = ["epoch", "family", *RATE_KEYS]
     rows = []
     for results_file in sorted((run_dir / EVAL_DIR).glob("epoch_*/results.json")):
         try:
             epoch = float(results_file.parent.name.removeprefix("epoch_"))
-            results = json.loads(results_file.read_text())
-        except (ValueError, OSError) as e:
-            raise PlotError(f"{results_file}: not a readable evaluation result ({e})") from None
-        families = results.get("per_variation", {}).get("family", {})
-        if len(families) > 1:
-            for name, rate in families.items():
-                rows.append({"epoch": epoch, "family": name, **{k: rate[k] for k in RATE_KEYS}})
-    columns = ["epoch", "family", *RATE_KEYS]
-    return pd.DataFrame(rows, columns=columns).sort_values(["family", "epoch"], ignore_index=True)
+        except ValueError:
+            continue  # not a folder the training loop names
+        if epochs is not None and not (abs(epochs - epoch) < 1e-5).any():
+            continue
+        try:
+            families = json.loads(results_file.read_text())["per_variation"].get("family", {})
+            rows += [
+                {"epoch": epoch, "family": name, **{k: families[name][k] for k in RATE_KEYS}}
+                for name in families
+            ]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise PlotError(f"{results_file}: not a readable evaluation result ({e!r})") from None
+    table = pd.DataFrame(rows, columns=columns)
+    if table["family"].nunique() < 2:
+        return table.iloc[0:0]
+    return table.sort_values(["family", "epoch"], ignore_index=True)
 
 
 def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, title: str | None = None) -> Path:
@@ -66,7 +76,11 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, titl
     metrics = read_metrics(run_dir)
     out = Path(out) if out is not None else run_dir / CURVE_FILE
     evaluated = "eval/success_rate" in metrics and metrics["eval/success_rate"].notna().any()
-    per_family = family_success(run_dir) if evaluated else pd.DataFrame()
+    per_family = (
+        family_success(run_dir, metrics.dropna(subset=["eval/success_rate"])["epoch"])
+        if evaluated
+        else pd.DataFrame()
+    )
     panels = 1 + evaluated + (not per_family.empty)
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     loss = axes[0][0]

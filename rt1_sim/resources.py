@@ -39,11 +39,11 @@ def find_config(path: str | Path) -> Path:
 BUNDLED_CHECKPOINTS = {"PandaPick-v0": "rt1_cpu.pt", "PandaTabletop-v0": "rt1_multitask_cpu.pt"}
 
 
-def bundled_checkpoint(env_id: str = "PandaPick-v0") -> Path:
-    """The RT-1 policy `rt1-sim eval` evaluates by default in env `env_id` (the pick policy for any env id
-    without a policy of its own)."""
-    name = BUNDLED_CHECKPOINTS.get(env_id, BUNDLED_CHECKPOINTS["PandaPick-v0"])
-    return resource_path(ASSETS, "checkpoints", name)
+def bundled_checkpoint(env_id: str) -> Path | None:
+    """The RT-1 policy `rt1-sim eval` evaluates by default in env `env_id` (None: rt1-sim bundles none for it;
+    the path may not exist in a checkout that lacks the file)."""
+    name = BUNDLED_CHECKPOINTS.get(env_id)
+    return resource_path(ASSETS, "checkpoints", name) if name is not None else None
 
 
 def default_eval_suite() -> Path:

@@ -7,7 +7,9 @@
 The loop, as `train` reads: `build` everything from the config, `resume` from a checkpoint if asked, then for
 every epoch `train_step` over its batches and, at the end of the epoch (or when `max_steps` stops it early),
 one `end_of_period`: validate, save checkpoint_best when the validation loss improved, save checkpoint_last,
-evaluate it closed-loop. The counters a checkpoint saves live in one small `TrainState`.
+evaluate it closed-loop. Inside an epoch `mid_epoch_period` writes periodic checkpoints and, every
+`eval_every_steps`, evaluates checkpoint_last too. The counters a checkpoint saves live in one small
+`TrainState`.
 
 AdamW + CosineAnnealingWarmRestarts (stepped per epoch as in IO, or per step), gradient clipping, autocast on
 GPU, validation every `val_interval` epochs (cross-entropy, per-dimension token accuracy, action MAE in action
@@ -758,20 +760,37 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
             if stopping:
                 break
             if done < len(batches):  # the end of the epoch has its own end_of_period
-                mid_epoch_period(t, epoch, done, len(batches))
+                window.start += mid_epoch_period(t, epoch, done, len(batches))  # samples/s: training only
     return done
 
 
-def mid_epoch_period(t: Trainer, epoch: int, done: int, total: int) -> None:
+def mid_epoch_period(t: Trainer, epoch: int, done: int, total: int) -> float:
     """Inside an epoch: write checkpoint_last every checkpoint_every_steps steps, and every eval_every_steps
-    steps write it and evaluate it closed-loop (a kill during that evaluation loses only its row)."""
-    cfg, step = t.cfg, t.state.step
-    evaluating = t.suite is not None and cfg.eval_every_steps > 0 and step % cfg.eval_every_steps == 0
-    if evaluating or (cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0):
+    steps write it and evaluate it closed-loop. Returns the seconds the evaluation took (0.0 without one)."""
+    cfg = t.cfg
+    evaluating = _step_eval_due(t)
+    if evaluating or (cfg.checkpoint_every_steps and t.state.step % cfg.checkpoint_every_steps == 0):
         save(t, LAST_CHECKPOINT, epoch, done)
-    if evaluating:
-        closed_loop_eval(t, epoch + done / total)
-        t.model.train()
+    if not evaluating:
+        return 0.0
+    started = time.perf_counter()
+    closed_loop_eval(t, epoch + done / total)
+    return time.perf_counter() - started
+
+
+def _step_eval_due(t: Trainer) -> bool:
+    """Whether eval_every_steps asks for a closed-loop evaluation after the step just done."""
+    every = t.cfg.eval_every_steps
+    return t.suite is not None and every > 0 and t.state.step % every == 0
+
+
+def eval_folder(run_dir: Path, epoch: float) -> Path:
+    """eval/epoch_<E>: E is the whole epoch count after a whole epoch, else the fractional epoch truncated to
+    six decimals (truncated, so that an evaluation just before an epoch's end never takes that end's name)."""
+    whole = math.floor(epoch)
+    micro = math.floor((epoch - whole) * 1_000_000)
+    name = f"{whole}" if epoch == whole else f"{whole}.{max(micro, 1):06d}".rstrip("0")
+    return run_dir / EVAL_DIR / f"epoch_{name}"
 
 
 def _max_steps_reached(t: Trainer) -> bool:
@@ -856,12 +875,12 @@ def closed_loop_eval(t: Trainer, epoch: float) -> None:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # training RNG untouched
         report = evaluate(
             dataclasses.replace(suite, policy=policy),
-            t.run_dir / EVAL_DIR / f"epoch_{epoch:g}",
+            eval_folder(t.run_dir, epoch),
             workers=t.cfg.num_eval_threads or t.cfg.num_val_threads or 1,
             video="none",
             config_file=t.cfg.eval_config,
             progress=t.cfg.progress and t.job.is_main,
-            overwrite=True,  # the run's own folder: a resumed run redoes an interrupted evaluation
+            overwrite=True,  # the run's own folder: `redo_interrupted_eval` repeats one a kill cut short
         )
     torch.set_num_threads(threads)  # the harness sizes torch's thread pool for its workers
     log.info("epoch %g, step %d: %s", epoch, t.state.step, report.summary())
@@ -902,6 +921,8 @@ def train(
     with run_folder_open(t, checked):
         _log_start(t)
         t.started = time.perf_counter()
+        if cfg.resume:
+            redo_interrupted_eval(t, sampler)
         for epoch in range(t.state.epoch, cfg.epochs):
             if _max_steps_reached(t):
                 break
@@ -921,13 +942,30 @@ def train(
     return _summary(t)
 
 
+def redo_interrupted_eval(t: Trainer, sampler: DistributedSampler) -> None:
+    """A resumed run whose checkpoint was written for a closed-loop evaluation that never finished (a kill
+    during it: its folder has no results.json) runs that evaluation first, so the curve has no hole."""
+    from rt1_sim.eval.results import RESULTS_FILE  # the eval package imports the simulator
+
+    s = t.state
+    if s.epoch_step == 0:
+        due = s.epoch > 0 and _due_after_epoch(t, s.epoch).evaluate
+        position = float(s.epoch)
+    else:
+        due = _step_eval_due(t)
+        position = s.epoch + s.epoch_step / len(epoch_batches(sampler, t.cfg.batch_size, s.epoch))
+    if due and not _broadcast((eval_folder(t.run_dir, position) / RESULTS_FILE).is_file(), t.job):
+        log.info("the evaluation at epoch %g did not finish before the run stopped: running it now", position)
+        closed_loop_eval(t, position)
+
+
 def _due_after_epoch(t: Trainer, epochs_done: int) -> Due:
     """What is due after `epochs_done` whole epochs (and, when max_steps ends the run here, everything)."""
     cfg, stopping = t.cfg, _max_steps_reached(t)
     last = epochs_done == cfg.epochs
     validating = epochs_done % cfg.val_interval == 0 or last or stopping
     periodic_eval = cfg.eval_every_epochs > 0 and epochs_done % cfg.eval_every_epochs == 0
-    evaluating = t.suite is not None and (last or stopping or periodic_eval)
+    evaluating = t.suite is not None and (last or stopping or periodic_eval) or _step_eval_due(t)
     periodic = bool(cfg.checkpoint_every_steps) and t.state.step % cfg.checkpoint_every_steps == 0
     return Due(validate=validating, save=validating or evaluating or periodic, evaluate=evaluating)
 

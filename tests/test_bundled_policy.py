@@ -57,7 +57,7 @@ def test_bundled_checkpoint_is_the_cpu_preset_on_both_cameras() -> None:
 
 def test_rt1_sim_eval_defaults_to_the_bundled_policy_on_unseen_seeds() -> None:
     suite = load_config(EvalConfig, DEFAULT_SUITE)
-    choice = resolve_policy(suite.policy.name)
+    choice = resolve_policy(suite.policy.name, suite.env_id)
     assert choice.kind == "rt1" and choice.checkpoint == BUNDLED_CHECKPOINT
     assert suite.episodes >= 100 and min(suite.seeds) >= 1_000_000  # collection used seeds 0..999
 

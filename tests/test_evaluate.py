@@ -184,16 +184,18 @@ def test_shipped_suites(tmp_path):
 def test_auto_policy_falls_back_to_the_expert_with_a_warning(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda env_id: tmp_path / "absent.pt")
     with caplog.at_level(logging.WARNING):
-        assert ev.resolve_policy("auto") == ev.PolicyChoice("scripted")
+        assert ev.resolve_policy("auto", "PandaPick-v0") == ev.PolicyChoice("scripted")
     assert "absent.pt" in caplog.text
     (tmp_path / "present.pt").touch()
     monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda env_id: tmp_path / "present.pt")
-    assert ev.resolve_policy("auto") == ev.PolicyChoice("rt1", tmp_path / "present.pt")
+    assert ev.resolve_policy("auto", "PandaPick-v0") == ev.PolicyChoice("rt1", tmp_path / "present.pt")
 
 
 def test_auto_is_the_bundled_policy_of_the_suites_env() -> None:
-    assert bundled_checkpoint().name == bundled_checkpoint("PandaPick-v0").name == "rt1_cpu.pt"
+    assert bundled_checkpoint("PandaPick-v0").name == "rt1_cpu.pt"
     assert bundled_checkpoint("PandaTabletop-v0").name == "rt1_multitask_cpu.pt"
+    assert bundled_checkpoint("SomeoneElsesEnv-v0") is None
+    assert ev.resolve_policy("auto", "SomeoneElsesEnv-v0") == ev.PolicyChoice("scripted")
     multitask = bundled_checkpoint("PandaTabletop-v0")
     expected = ev.PolicyChoice("rt1", multitask) if multitask.is_file() else ev.PolicyChoice("scripted")
     assert ev.resolve_policy("auto", "PandaTabletop-v0") == expected
@@ -331,7 +333,7 @@ def test_default_run_folder_is_new_per_run_and_names_the_checkpoints_run():
         replace(config, policy=EvalPolicyConfig(name="auto"))
     )  # the bundled checkpoint
     assert bundled.name.startswith(
-        "default_rt1_cpu_" if bundled_checkpoint().is_file() else "default_scripted_"
+        "default_rt1_cpu_" if bundled_checkpoint("PandaPick-v0").is_file() else "default_scripted_"
     )
 
 

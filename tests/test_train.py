@@ -35,6 +35,7 @@ from rt1_sim.train import (
     METRICS_FILE,
     TRAIN_KEYS,
     build_data,
+    eval_folder,
     train,
 )
 
@@ -259,6 +260,57 @@ def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_p
     assert steps.is_unique and steps.max() == whole["step"]
 
 
+def test_evaluations_inside_epochs_change_no_weight_and_a_killed_one_is_redone_on_resume(
+    tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """eval_every_steps evaluations (with their forked RNG) leave training bit-identical to a run without
+    them; an evaluation a kill cut short (no results.json) runs first when the run resumes."""
+    suite = write_config(tmp_path / "suite.json", {"name": "smoke", "episodes": 1, "max_steps": 2})
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path,
+        batch_size=4,
+        epochs=2,
+        num_train_episode=2,
+        num_val_episode=1,
+        deterministic=True,
+        num_eval_threads=1,
+        eval_every_steps=2,
+        scheduler_configs={"T_0": 1, "interval": "step"},
+    )
+    path = write_config(tmp_path / "e.json", config)
+    run_train(path, "run_name=plain", "eval_every_steps=0")
+    part = run_train(path, "run_name=evals", "max_steps=2", f"eval_config={suite}")
+    assert part["steps"] == 2
+    (folder,) = (tmp_path / "evals" / "eval").iterdir()
+    # As if the run had been killed during this evaluation: no results.json, no metrics row.
+    (folder / "results.json").unlink()
+    metrics = pd.read_csv(tmp_path / "evals" / METRICS_FILE)
+    metrics[metrics["eval/success_rate"].isna()].to_csv(tmp_path / "evals" / METRICS_FILE, index=False)
+    checkpoint = tmp_path / "evals" / LAST_CHECKPOINT
+    with caplog.at_level(logging.INFO, logger="rt1_sim.train"):
+        run_train(path, "resume=true", f"resume_from_checkpoint={checkpoint}", f"eval_config={suite}")
+    assert "did not finish before the run stopped: running it now" in caplog.text
+    assert (folder / "results.json").is_file()
+    plain = torch.load(tmp_path / "plain" / LAST_CHECKPOINT, weights_only=True)
+    evals = torch.load(checkpoint, weights_only=True)
+    assert plain["step"] == evals["step"] > 4
+    for key, tensor in plain["model"].items():
+        assert torch.equal(tensor, evals["model"][key]), key
+    done = sorted(float(p.name.removeprefix("epoch_")) for p in (tmp_path / "evals" / "eval").iterdir())
+    assert len(done) == plain["step"] // 2 + (plain["step"] % 2 != 0)  # every 2 steps, and after the last
+    evaluated = pd.read_csv(tmp_path / "evals" / METRICS_FILE).dropna(subset=["eval/success_rate"])
+    assert np.allclose(sorted(evaluated["epoch"]), done, atol=1e-5)  # one row per evaluation, none twice
+
+
+def test_eval_folders_never_round_onto_an_epochs_end() -> None:
+    run = Path("run")
+    assert eval_folder(run, 2.0).name == "epoch_2"
+    assert eval_folder(run, 0.25).name == "epoch_0.25"
+    assert eval_folder(run, 9.9999999).name == "epoch_9.999999"
+    assert eval_folder(run, 3 + 1e-9).name == "epoch_3.000001"
+
+
 def test_memory_mapped_frames_train_exactly_like_frames_in_memory(
     tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -357,7 +409,8 @@ def test_train_then_evaluate_in_one_run(tiny_dataset: Path, tmp_path: Path) -> N
     assert "eval/success_rate" in pd.read_csv(tmp_path / "te" / METRICS_FILE).dropna(how="all", axis=1)
     png = plot_learning_curve(tmp_path / "te")  # rt1-sim plot: loss and success panels
     with Image.open(png) as image:
-        assert image.format == "PNG" and image.size[0] > image.size[1] > 100
+        assert image.format == "PNG" and 3 * image.size[1] > image.size[0] > image.size[1] > 100
+    assert family_success(tmp_path / "te").empty  # a single-task suite: no per-family panel
 
 
 def test_plot_of_a_folder_without_metrics_is_a_clear_error(tmp_path: Path) -> None:
@@ -570,4 +623,4 @@ def test_mid_epoch_evaluations_of_a_multitask_suite_give_a_per_family_curve(
     assert (curve.groupby("epoch")["episodes"].sum() == 6).all()  # every episode counted once per evaluation
     png = plot_learning_curve(tmp_path / "mt")
     with Image.open(png) as image:
-        assert image.size[0] > 2.5 * image.size[1]  # three panels: loss, success, success per family
+        assert image.size[0] > 3.5 * image.size[1]  # three panels: loss, success, success per family

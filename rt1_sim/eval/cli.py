@@ -13,7 +13,7 @@ from rt1_sim.distributed import available_cores, destroy_process_group, init_pro
 from rt1_sim.errors import ConfigError
 from rt1_sim.eval.harness import LOG_FILE, evaluate
 from rt1_sim.eval.video import VIDEO_MIN_HEIGHT, VIDEO_MODES
-from rt1_sim.resources import bundled_checkpoint, default_eval_suite
+from rt1_sim.resources import ASSETS, bundled_checkpoint, default_eval_suite, resource_path
 
 __all__ = ["LOG_FILE", "add_arguments", "default_out", "run"]
 
@@ -74,9 +74,10 @@ def default_out(config: EvalConfig) -> Path:
     bundled = bundled_checkpoint(config.env_id)
     name = config.policy.name
     if name == "auto":
-        name = str(bundled) if bundled.is_file() else "scripted"
+        name = str(bundled) if bundled is not None and bundled.is_file() else "scripted"
     path = Path(name)
-    in_run = path.suffix and path.parent.name and path.resolve().parent != bundled.parent
+    shipped = resource_path(ASSETS, "checkpoints")
+    in_run = path.suffix and path.parent.name and path.resolve().parent != shipped
     label = f"{path.parent.name}-{path.stem}" if in_run else path.stem
     stamp = [time.strftime("%Y%m%d-%H%M%S")]
     dist = init_process_group(launch_environment(), "gloo")

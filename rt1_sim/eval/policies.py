@@ -41,14 +41,15 @@ class PolicyChoice:
         return self.checkpoint.stem if self.checkpoint is not None else self.kind
 
 
-def resolve_policy(name: str, env_id: str = "PandaPick-v0") -> PolicyChoice:
+def resolve_policy(name: str, env_id: str) -> PolicyChoice:
     """ "auto" -> env `env_id`'s bundled RT-1 checkpoint if it exists, else the scripted expert (with a
     warning); "scripted" | "random"; anything else is the path of an RT-1 checkpoint."""
     if name == "auto":
         bundled = bundled_checkpoint(env_id)
-        if bundled.is_file():
+        if bundled is not None and bundled.is_file():
             return PolicyChoice("rt1", bundled)
-        log.warning("no bundled RT-1 checkpoint at %s: evaluating the scripted expert instead", bundled)
+        where = f"at {bundled}" if bundled is not None else f"for {env_id}"
+        log.warning("no bundled RT-1 checkpoint %s: evaluating the scripted expert instead", where)
         return PolicyChoice("scripted")
     if name in POLICY_KEYWORDS:
         return PolicyChoice(name)
