@@ -44,7 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="parallel env processes per torchrun process (default: the available cores); "
         "does not change the results",
     )
-    parser.add_argument("--video", choices=VIDEO_MODES, default="failures", help="which episodes get an mp4")
+    parser.add_argument(
+        "--video",
+        choices=VIDEO_MODES,
+        default="failures",
+        help="which episodes get an mp4 (default: failures)",
+    )
     parser.add_argument(
         "--video-scale",
         type=int,
