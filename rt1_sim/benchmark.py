@@ -384,7 +384,7 @@ def run_benchmark(
         raise ConfigError(f"--episodes-per-cell must be >= 1, got {episodes}")
     cells = plan_cells(suites, manifest, policy, episodes)
     check_cells(suites, cells)
-    choice = resolve_policy(policy)
+    choice = resolve_policy(policy, MULTITASK_ENV_ID)  # not "auto": resolve_benchmark_policy named a file
     entries = []
     bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)
     for cell in bar:
