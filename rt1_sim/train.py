@@ -177,6 +177,7 @@ class Data:
     val: WindowConcat | None
     instruction_encoder: InstructionEncoder
     default_instruction: str
+    val_folders: tuple[str, ...] = ()  # the dataset folder of each part of `val`, in order
 
 
 def resolve_data_path(cfg: TrainConfig) -> TrainConfig:
@@ -241,13 +242,14 @@ def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
         "seed": cfg.seed,
     }
     show = cfg.progress and job.is_main
-    train_caches, val_caches = [], []
+    train_caches, val_caches, val_folders = [], [], []
     for folder, (train_ids, val_ids) in zip(folders, splits):
         # The disk cache is opened (built by rank 0 while the other ranks wait) once, for both splits.
         load_frames = frame_loader(cfg.frame_cache, folder, cfg.cam_view, size, cfg.cache_dir, show)
         train_caches.append(load_frames(train_ids))
         if val_ids:
             val_caches.append(load_frames(val_ids))
+            val_folders.append(folder.name)
     augment = RandomCrop(size, network.crop_size) if cfg.augment else None
     train = concat_windows(train_caches, augment=augment, **common)
     val = concat_windows(val_caches, **common) if val_caches else None
@@ -256,7 +258,7 @@ def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
             f"{source}: the training episodes give no window (episodes of one frame with predicting_next_ts)"
         )
     _log_data(folders, splits, train, val, cfg.cam_view, size)
-    return Data(train, val, encoder, train.default_instruction())
+    return Data(train, val, encoder, train.default_instruction(), tuple(val_folders))
 
 
 def _log_data(
@@ -375,9 +377,10 @@ def validate(
     device: torch.device,
     job: Distributed,
     autocast: Any,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], list[float]]:
     """Cross-entropy (mean per token), per-dimension token accuracy and per-block action MAE (in the action
-    table's units: metres, radians, ...) over every valid step of the validation windows, split over ranks."""
+    table's units: metres, radians, ...) over every valid step of the validation windows, split over ranks;
+    and the cross-entropy of each part of `dataset` (each dataset folder) alone."""
     was_training = model.training
     model.eval()
     indices = list(range(job.rank, len(dataset), job.world_size))  # every window exactly once over all ranks
@@ -386,12 +389,17 @@ def validate(
         2 + 2 * len(RESULTS_COLUMNS), dtype=torch.float64, device=device
     )  # ce, steps, hits, abs
     a = len(RESULTS_COLUMNS)
-    for batch in make_loader(dataset, batches, cfg, device, cfg.seed):
+    parts = torch.zeros(len(dataset.datasets), 2, dtype=torch.float64, device=device)  # ce, steps per part
+    part_of = torch.as_tensor(np.searchsorted(dataset.cumulative_sizes, range(len(dataset)), side="right"))
+    for indices_in_batch, batch in zip(batches, make_loader(dataset, batches, cfg, device, cfg.seed)):
         batch = to_device(batch, device)
         with autocast():
             logits, _ = model(batch["images"], batch["instruction"], batch["valid"])
         logits, valid, tokens = logits.float(), batch["valid"], batch["tokens"]
         sums[0] += F.cross_entropy(logits[valid].flatten(0, 1), tokens[valid].flatten(), reduction="sum")
+        ce = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none").view(tokens.shape)
+        per_window = torch.stack([(ce.sum(-1) * valid).sum(-1), valid.sum(-1)], dim=1).double()
+        parts.index_add_(0, part_of[indices_in_batch].to(device), per_window)
         hits, steps = token_hits(model.tokenizer, logits, tokens, valid)
         sums[1] += steps
         sums[2 : 2 + a] += hits
@@ -399,16 +407,17 @@ def validate(
         sums[2 + a :] += (predicted - batch["actions"][valid]).abs().sum(0)
     if job.enabled:
         dist.all_reduce(sums)
+        dist.all_reduce(parts)
     model.train(was_training)
     steps = sums[1].item()
     if steps == 0:
-        return {}
+        return {}, []
     acc, mae = (sums[2 : 2 + a] / steps).tolist(), (sums[2 + a :] / steps).tolist()
     metrics = {"val/loss": sums[0].item() / (steps * a), "val/token_acc": float(np.mean(acc))}
     metrics.update({f"val/token_acc/{c}": v for c, v in zip(RESULTS_COLUMNS, acc)})
     for d in ACTION_TABLE:
         metrics[f"val/action_mae/{d.name}"] = float(np.mean(mae[ACTION_SLICES[d.name]]))
-    return metrics
+    return metrics, [ce / max(n, 1.0) / a for ce, n in parts.tolist()]
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -852,10 +861,18 @@ def validate_and_log(t: Trainer, epoch: float) -> bool:
     """Validate (all ranks), log; True when the validation loss is the best so far."""
     if t.data.val is None:
         return False
-    metrics = validate(t.raw, t.data.val, t.cfg, t.device, t.job, t.autocast)
+    metrics, part_losses = validate(t.raw, t.data.val, t.cfg, t.device, t.job, t.autocast)
     t.last["val"] = metrics
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.count("/") == 1)
     log.info("epoch %g, step %d: %s", epoch, t.state.step, summary)
+    if len(part_losses) > 1:  # several dataset folders (task families): which of them the model fits worst
+        per_folder = zip(t.data.val_folders, part_losses, strict=True)
+        log.info(
+            "epoch %g, step %d: val/loss per dataset folder: %s",
+            epoch,
+            t.state.step,
+            ", ".join(f"{name} {loss:.4f}" for name, loss in per_folder),
+        )
     t.log_metrics(epoch, metrics)
     if metrics.get("val/loss", math.inf) < t.state.best_val_loss:
         t.state.best_val_loss = metrics["val/loss"]

@@ -534,6 +534,12 @@ def test_a_root_of_panda_folders_is_split_per_folder(
         assert f"data {f}: 1 train episodes (" in caplog.text
     assert "data: 6 dataset folders, 6 train episodes" in caplog.text and "6 val episodes" in caplog.text
     assert summary["steps"] == 2 and summary["val/loss"] > 0
+    # The validation loss of each folder alone; the whole is their mean weighted by valid steps.
+    (line,) = [r.getMessage() for r in caplog.records if "val/loss per dataset folder" in r.getMessage()]
+    per_folder = dict(item.rsplit(" ", 1) for item in line.split("folder: ", 1)[1].split(", "))
+    assert list(per_folder) == [f"Panda_{f}" for f in sorted(FAMILIES)]
+    losses = [float(v) for v in per_folder.values()]
+    assert min(losses) - 1e-4 <= summary["val/loss"] <= max(losses) + 1e-4 and len(set(losses)) > 1
     cfg = load_config(TrainConfig, path, ["frame_cache=memory", "num_train_episode=1"])
     data = build_data(cfg, str(path), Distributed())
     val_families = [
