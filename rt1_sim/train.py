@@ -643,6 +643,15 @@ def build(
     raw = RT1(
         cfg.network, cfg.cam_view, cfg.time_sequence_length, cfg.using_proprioception, data.train.tokenizer
     )
+    if cfg.instruction_standardize:
+        distinct = sorted({text for part in data.train.datasets for text in part.cache.instructions})
+        embeddings = np.stack([data.instruction_encoder(text) for text in distinct])
+        raw.set_instruction_normalization(torch.as_tensor(embeddings))
+        log.info(
+            "instruction embeddings standardised over %d distinct training instructions (gain %.2f)",
+            len(distinct),
+            raw.instruction_gain.item(),
+        )
     raw = raw.to(device)
     if cfg.imagenet_weights and not cfg.resume:
         try:

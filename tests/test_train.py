@@ -630,3 +630,35 @@ def test_mid_epoch_evaluations_of_a_multitask_suite_give_a_per_family_curve(
     png = plot_learning_curve(tmp_path / "mt")
     with Image.open(png) as image:
         assert image.size[0] > 3.5 * image.size[1]  # three panels: loss, success, success per family
+
+
+def test_instruction_standardize_centres_the_film_context_on_the_training_instructions(
+    tiny_tabletop_root: Path, tmp_path: Path
+) -> None:
+    """The checkpoint carries the mean and gain of the distinct training instructions' embeddings; a policy
+    loaded from it applies them; without the option the context goes in unchanged."""
+    config = tiny_config(
+        tiny_tabletop_root,
+        tmp_path,
+        max_steps=1,
+        num_val_episode=0,
+        cam_view=["front"],
+        time_sequence_length=2,
+        torch_threads=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    path = write_config(tmp_path / "std.json", config)
+    run_train(path, "run_name=std", "instruction_standardize=true")
+    run_train(path, "run_name=plain")
+    state = torch.load(tmp_path / "std" / LAST_CHECKPOINT, weights_only=True)
+    data = build_data(load_config(TrainConfig, path, ["num_val_episode=0"]), str(path), Distributed())
+    distinct = sorted({text for part in data.train.datasets for text in part.cache.instructions})
+    embeddings = torch.as_tensor(np.stack([data.instruction_encoder(text) for text in distinct]))
+    assert len(distinct) > len(FAMILIES)  # every family, several instructions each
+    torch.testing.assert_close(state["model"]["instruction_shift"], embeddings.mean(0))
+    centred = (embeddings - embeddings.mean(0)) * state["model"]["instruction_gain"]
+    assert abs(float(centred.pow(2).mean()) - 1.0) < 1e-4  # unit mean per-dimension variance
+    policy = RT1Policy.from_checkpoint(tmp_path / "std" / LAST_CHECKPOINT)
+    assert torch.equal(policy.model.instruction_shift, state["model"]["instruction_shift"])
+    plain = torch.load(tmp_path / "plain" / LAST_CHECKPOINT, weights_only=True)["model"]
+    assert not plain["instruction_shift"].any() and plain["instruction_gain"] == 1.0

@@ -99,6 +99,10 @@ class RT1(nn.Module):
             max_length=steps * (context + actions),
             dropout=config.dropout_rate,
         )
+        # FiLM context = (instruction embedding - shift) * gain: the identity unless training standardised it
+        # (`set_instruction_normalization`); saved with the weights, so a policy sees what training saw.
+        self.register_buffer("instruction_shift", torch.zeros(config.language_embedding_size))
+        self.register_buffer("instruction_gain", torch.ones(()))
         self.register_buffer("attention_mask", rt1_attention_mask(steps, context, actions), persistent=False)
         self.register_buffer(
             "read_positions", action_read_positions(steps, context, actions), persistent=False
@@ -111,6 +115,25 @@ class RT1(nn.Module):
         self.proprio_tokenizer.mean.copy_(torch.as_tensor(mean))
         self.proprio_tokenizer.std.copy_(torch.as_tensor(std).clamp(min=1e-6))
 
+    def set_instruction_normalization(self, embeddings: torch.Tensor) -> None:
+        """Centre the FiLM context on the mean of `embeddings` (K, E), the training set's distinct
+        instructions, and scale it to unit mean per-dimension variance. Sentence embeddings of related
+        instructions share most of their direction (Universal Sentence Encoder cosines 0.55-0.8 here);
+        centred, the part that tells them apart is what FiLM sees. One distinct instruction: centring only."""
+        shift = embeddings.mean(0)
+        spread = float((embeddings - shift).pow(2).mean()) ** 0.5
+        self.instruction_shift.copy_(shift)
+        self.instruction_gain.fill_(1.0 / spread if spread > 1e-8 else 1.0)
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """As nn.Module's; weights saved before instruction normalisation existed load with the identity."""
+        state = dict(state_dict)
+        state.setdefault("instruction_shift", torch.zeros_like(self.instruction_shift))
+        state.setdefault("instruction_gain", torch.ones_like(self.instruction_gain))
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
     def encode_frames(self, images: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
         """One frame per sample: images (N, V, 3, H, W) in [0, 1], instruction (N, E) -> tokens (N, V * n, D),
         camera-major. Every camera of every sample goes through the encoder as one batch."""
@@ -122,6 +145,7 @@ class RT1(nn.Module):
                 f"cameras {list(self.cam_view)} at the network's image size"
             )
         # Every view of a sample gets the sample's FiLM context.
+        instruction = (instruction - self.instruction_shift) * self.instruction_gain
         context = instruction.repeat_interleave(v, dim=0)  # (N * V, E)
         features = self.image_encoder(images.flatten(0, 1), context)  # (N * V, D, h, w)
         tokens = features.flatten(2).transpose(1, 2)  # (N * V, h * w, D)
