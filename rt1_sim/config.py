@@ -525,8 +525,9 @@ class TrainConfig:
     # rt1_sim.model.instruction encoder for Episode.instruction: "use" (RT-1's Universal Sentence Encoder,
     # 512-d), "hash" (what the bundled policy used) or "zeros" (IO's)
     instruction_encoder: str = "use"
-    # Centre and scale the instruction embeddings over the training set's distinct instructions before FiLM
-    # (RT1.set_instruction_normalization; stored in the checkpoint). Off: the embedding goes in as it is.
+    # Centre the instruction embeddings on the training set's distinct instructions and scale them to unit
+    # root-mean-square norm before FiLM (RT1.set_instruction_normalization; stored in the checkpoint). Off:
+    # the embedding goes in as it is.
     instruction_standardize: bool = False
     # A torchvision-layout EfficientNet state_dict (e.g. ImageNet efficientnet_b3 for `paper`) loaded into the
     # image encoder before the first step; None: from scratch. Nothing is ever downloaded.

@@ -657,7 +657,7 @@ def test_instruction_standardize_centres_the_film_context_on_the_training_instru
     assert len(distinct) > len(FAMILIES)  # every family, several instructions each
     torch.testing.assert_close(state["model"]["instruction_shift"], embeddings.mean(0))
     centred = (embeddings - embeddings.mean(0)) * state["model"]["instruction_gain"]
-    assert abs(float(centred.pow(2).mean()) - 1.0) < 1e-4  # unit mean per-dimension variance
+    assert abs(float(centred.pow(2).sum(1).mean()) - 1.0) < 1e-4  # unit root-mean-square norm
     policy = RT1Policy.from_checkpoint(tmp_path / "std" / LAST_CHECKPOINT)
     assert torch.equal(policy.model.instruction_shift, state["model"]["instruction_shift"])
     plain = torch.load(tmp_path / "plain" / LAST_CHECKPOINT, weights_only=True)["model"]
