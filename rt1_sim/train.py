@@ -136,7 +136,7 @@ RESUME_MAY_CHANGE = (
 TRAIN_KEYS = ("optimizer", "scheduler", "step", "epoch", "epoch_step", "rng", "config")
 # Per-dimension names are the dataset's columns (ee_command_position_x, ...), per-block ones the table's.
 VAL_COLUMNS = (
-    ["val/loss", "val/token_acc"]
+    ["val/loss", "val/token_acc", "val/loss_blank_instruction", "val/loss_other_images"]
     + [f"val/token_acc/{c}" for c in RESULTS_COLUMNS]
     + [f"val/action_mae/{d.name}" for d in ACTION_TABLE]
 )
@@ -331,7 +331,9 @@ class MetricsLog:
         if resume_step is not None and self.path.is_file():
             # Rows logged after the checkpoint we resume from are redone: drop them.
             old = pd.read_csv(self.path)
-            old[old["step"] <= resume_step].to_csv(self.path, index=False, columns=METRIC_COLUMNS)
+            # (a run from before a column existed gets that column empty)
+            kept = old[old["step"] <= resume_step].reindex(columns=METRIC_COLUMNS)
+            kept.to_csv(self.path, index=False)
         new = not self.path.is_file()
         self.file = open(self.path, "a", newline="")  # noqa: SIM115  (kept open; close() closes it)
         self.csv = csv.DictWriter(self.file, fieldnames=METRIC_COLUMNS)
@@ -377,10 +379,12 @@ def validate(
     device: torch.device,
     job: Distributed,
     autocast: Any,
+    blank_instruction: torch.Tensor,
 ) -> tuple[dict[str, float], list[float]]:
     """Cross-entropy (mean per token), per-dimension token accuracy and per-block action MAE (in the action
     table's units: metres, radians, ...) over every valid step of the validation windows, split over ranks;
-    and the cross-entropy of each part of `dataset` (each dataset folder) alone."""
+    the cross-entropy of each part of `dataset` (each dataset folder) alone; and the two probes of
+    `probe_losses` (`blank_instruction` is the embedding of the empty instruction)."""
     was_training = model.training
     model.eval()
     indices = list(range(job.rank, len(dataset), job.world_size))  # every window exactly once over all ranks
@@ -391,10 +395,12 @@ def validate(
     a = len(RESULTS_COLUMNS)
     parts = torch.zeros(len(dataset.datasets), 2, dtype=torch.float64, device=device)  # ce, steps per part
     part_of = torch.as_tensor(np.searchsorted(dataset.cumulative_sizes, range(len(dataset)), side="right"))
+    probes = torch.zeros(3, dtype=torch.float64, device=device)  # ce blank, ce other images, their steps
     for indices_in_batch, batch in zip(batches, make_loader(dataset, batches, cfg, device, cfg.seed)):
         batch = to_device(batch, device)
         with autocast():
             logits, _ = model(batch["images"], batch["instruction"], batch["valid"])
+        probes += probe_losses(model, batch, blank_instruction.to(device), autocast)
         logits, valid, tokens = logits.float(), batch["valid"], batch["tokens"]
         sums[0] += F.cross_entropy(logits[valid].flatten(0, 1), tokens[valid].flatten(), reduction="sum")
         ce = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none").view(tokens.shape)
@@ -408,16 +414,42 @@ def validate(
     if job.enabled:
         dist.all_reduce(sums)
         dist.all_reduce(parts)
+        dist.all_reduce(probes)
     model.train(was_training)
     steps = sums[1].item()
     if steps == 0:
         return {}, []
     acc, mae = (sums[2 : 2 + a] / steps).tolist(), (sums[2 + a :] / steps).tolist()
     metrics = {"val/loss": sums[0].item() / (steps * a), "val/token_acc": float(np.mean(acc))}
+    metrics["val/loss_blank_instruction"] = probes[0].item() / (steps * a)
+    if probes[2] > 0:
+        metrics["val/loss_other_images"] = probes[1].item() / (probes[2].item() * a)
     metrics.update({f"val/token_acc/{c}": v for c, v in zip(RESULTS_COLUMNS, acc)})
     for d in ACTION_TABLE:
         metrics[f"val/action_mae/{d.name}"] = float(np.mean(mae[ACTION_SLICES[d.name]]))
     return metrics, [ce / max(n, 1.0) / a for ce, n in parts.tolist()]
+
+
+def probe_losses(
+    model: RT1, batch: dict[str, torch.Tensor], blank_instruction: torch.Tensor, autocast: Any
+) -> torch.Tensor:
+    """Does the model read its instruction, does it look at its cameras? The batch's summed cross-entropy
+    over its valid steps when every window is told the empty instruction, then when every window sees the
+    next window's images (the batch rolled by one; skipped for a batch of one), and that second sum's step
+    count. A probe's loss equals `val/loss` when the model ignores that input, and rises when it uses it."""
+    images, instruction, valid = batch["images"], batch["instruction"], batch["valid"]
+    targets = batch["tokens"][valid].flatten()
+    sums = torch.zeros(3, dtype=torch.float64, device=valid.device)
+    probes = [(0, images, blank_instruction.expand_as(instruction))]
+    if len(images) > 1:
+        probes.append((1, images.roll(1, dims=0), instruction))
+    for slot, probe_images, probe_instruction in probes:
+        with autocast():
+            logits, _ = model(probe_images, probe_instruction, valid)
+        sums[slot] = F.cross_entropy(logits.float()[valid].flatten(0, 1), targets, reduction="sum")
+    if len(images) > 1:
+        sums[2] = valid.sum()
+    return sums
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -870,7 +902,8 @@ def validate_and_log(t: Trainer, epoch: float) -> bool:
     """Validate (all ranks), log; True when the validation loss is the best so far."""
     if t.data.val is None:
         return False
-    metrics, part_losses = validate(t.raw, t.data.val, t.cfg, t.device, t.job, t.autocast)
+    blank = torch.as_tensor(t.data.instruction_encoder(""), dtype=torch.float32)
+    metrics, part_losses = validate(t.raw, t.data.val, t.cfg, t.device, t.job, t.autocast, blank)
     t.last["val"] = metrics
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.count("/") == 1)
     log.info("epoch %g, step %d: %s", epoch, t.state.step, summary)
