@@ -32,8 +32,10 @@ from rt1_sim.train import (
     BEST_CHECKPOINT,
     CONFIG_FILE,
     LAST_CHECKPOINT,
+    METRIC_COLUMNS,
     METRICS_FILE,
     TRAIN_KEYS,
+    MetricsLog,
     build_data,
     eval_folder,
     train,
@@ -662,3 +664,16 @@ def test_instruction_standardize_centres_the_film_context_on_the_training_instru
     assert torch.equal(policy.model.instruction_shift, state["model"]["instruction_shift"])
     plain = torch.load(tmp_path / "plain" / LAST_CHECKPOINT, weights_only=True)["model"]
     assert not plain["instruction_shift"].any() and plain["instruction_gain"] == 1.0
+
+
+def test_resuming_a_run_logged_before_a_metric_existed_keeps_its_rows(tmp_path: Path) -> None:
+    """metrics.csv written before the validation probes existed: on resume its rows up to the checkpoint stay,
+    later ones go, and the new columns come in empty."""
+    old_columns = [c for c in METRIC_COLUMNS if "loss_blank" not in c and "loss_other" not in c]
+    rows = pd.DataFrame({c: [1.0, 2.0, 3.0] if c == "train/loss" else [None] * 3 for c in old_columns})
+    rows["step"] = [10, 20, 30]
+    rows.to_csv(tmp_path / METRICS_FILE, index=False)
+    MetricsLog(tmp_path, resume_step=20, tensorboard=False).close()
+    kept = pd.read_csv(tmp_path / METRICS_FILE)
+    assert list(kept.columns) == METRIC_COLUMNS and kept["step"].tolist() == [10, 20]
+    assert kept["train/loss"].tolist() == [1.0, 2.0] and kept["val/loss_blank_instruction"].isna().all()
