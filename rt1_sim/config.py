@@ -544,8 +544,8 @@ class TrainConfig:
     # the last epoch and every eval_every_epochs epochs; results go to <run folder>/eval/epoch_<N>/.
     eval_config: str | None = None  # an eval suite (eval_configs/*.json); None: no evaluation
     eval_every_epochs: int = 0  # 0: after the last epoch only
-    # also evaluate checkpoint_last every N optimizer steps inside an epoch (0: never), into eval/epoch_<E>/
-    # with E the fractional epoch: a denser learning curve when epochs are long
+    # also evaluate checkpoint_last every N optimizer steps of each epoch, counted from the epoch's start (0:
+    # never), into eval/epoch_<E>/ with E the fractional epoch: a denser learning curve when epochs are long
     eval_every_steps: int = 0
     eval_episodes: int | None = None  # None: the suite's episode count
 

@@ -8,7 +8,7 @@ The loop, as `train` reads: `build` everything from the config, `resume` from a 
 every epoch `train_step` over its batches and, at the end of the epoch (or when `max_steps` stops it early),
 one `end_of_period`: validate, save checkpoint_best when the validation loss improved, save checkpoint_last,
 evaluate it closed-loop. Inside an epoch `mid_epoch_period` writes periodic checkpoints and, every
-`eval_every_steps`, evaluates checkpoint_last too. The counters a checkpoint saves live in one small
+`eval_every_steps` steps of the epoch, evaluates checkpoint_last too. The counters a checkpoint saves live in one small
 `TrainState`.
 
 AdamW + CosineAnnealingWarmRestarts (stepped per epoch as in IO, or per step), gradient clipping, autocast on
@@ -818,7 +818,7 @@ def mid_epoch_period(t: Trainer, epoch: int, done: int, total: int) -> float:
     """Inside an epoch: write checkpoint_last every checkpoint_every_steps steps, and every eval_every_steps
     steps write it and evaluate it closed-loop. Returns the seconds the evaluation took (0.0 without one)."""
     cfg = t.cfg
-    evaluating = _step_eval_due(t)
+    evaluating = _step_eval_due(t, done)
     if evaluating or (cfg.checkpoint_every_steps and t.state.step % cfg.checkpoint_every_steps == 0):
         save(t, LAST_CHECKPOINT, epoch, done)
     if not evaluating:
@@ -828,10 +828,13 @@ def mid_epoch_period(t: Trainer, epoch: int, done: int, total: int) -> float:
     return time.perf_counter() - started
 
 
-def _step_eval_due(t: Trainer) -> bool:
-    """Whether eval_every_steps asks for a closed-loop evaluation after the step just done."""
+def _step_eval_due(t: Trainer, epoch_step: int) -> bool:
+    """Whether eval_every_steps asks for a closed-loop evaluation after `epoch_step` steps of an epoch. Steps
+    are counted from the epoch's start, so every epoch is evaluated at the same fractions (an epoch of 3141
+    steps with 1571: at its middle, then at its end if the end is due anyway) and never again one step after
+    the end-of-epoch evaluation, as a count of all steps since the run's start would."""
     every = t.cfg.eval_every_steps
-    return t.suite is not None and every > 0 and t.state.step % every == 0
+    return t.suite is not None and every > 0 and epoch_step > 0 and epoch_step % every == 0
 
 
 def eval_folder(run_dir: Path, epoch: float) -> Path:
@@ -997,7 +1000,7 @@ def train(
                 t.scheduler.step(epoch + 1)
             if cfg.scheduler_configs.verbose:
                 log.info("epoch %d: learning rate now %.3e", epoch + 1, t.optimizer.param_groups[0]["lr"])
-            end_of_period(t, epoch + 1, 0, epoch + 1, _due_after_epoch(t, epoch + 1))
+            end_of_period(t, epoch + 1, 0, epoch + 1, _due_after_epoch(t, epoch + 1, len(batches)))
     return _summary(t)
 
 
@@ -1008,23 +1011,25 @@ def redo_interrupted_eval(t: Trainer, sampler: DistributedSampler) -> None:
 
     s = t.state
     if s.epoch_step == 0:
-        due = s.epoch > 0 and _due_after_epoch(t, s.epoch).evaluate
+        length = len(epoch_batches(sampler, t.cfg.batch_size, s.epoch - 1)) if s.epoch > 0 else 0
+        due = s.epoch > 0 and _due_after_epoch(t, s.epoch, length).evaluate
         position = float(s.epoch)
     else:
-        due = _step_eval_due(t)
+        due = _step_eval_due(t, s.epoch_step)
         position = s.epoch + s.epoch_step / len(epoch_batches(sampler, t.cfg.batch_size, s.epoch))
     if due and not _broadcast((eval_folder(t.run_dir, position) / RESULTS_FILE).is_file(), t.job):
         log.info("the evaluation at epoch %g did not finish before the run stopped: running it now", position)
         closed_loop_eval(t, position)
 
 
-def _due_after_epoch(t: Trainer, epochs_done: int) -> Due:
-    """What is due after `epochs_done` whole epochs (and, when max_steps ends the run here, everything)."""
+def _due_after_epoch(t: Trainer, epochs_done: int, epoch_steps: int) -> Due:
+    """What is due after `epochs_done` whole epochs of `epoch_steps` steps (and, when max_steps ends the run
+    here, everything)."""
     cfg, stopping = t.cfg, _max_steps_reached(t)
     last = epochs_done == cfg.epochs
     validating = epochs_done % cfg.val_interval == 0 or last or stopping
     periodic_eval = cfg.eval_every_epochs > 0 and epochs_done % cfg.eval_every_epochs == 0
-    evaluating = t.suite is not None and (last or stopping or periodic_eval) or _step_eval_due(t)
+    evaluating = t.suite is not None and (last or stopping or periodic_eval) or _step_eval_due(t, epoch_steps)
     periodic = bool(cfg.checkpoint_every_steps) and t.state.step % cfg.checkpoint_every_steps == 0
     return Due(validate=validating, save=validating or evaluating or periodic, evaluate=evaluating)
 

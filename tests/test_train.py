@@ -300,7 +300,13 @@ def test_evaluations_inside_epochs_change_no_weight_and_a_killed_one_is_redone_o
     for key, tensor in plain["model"].items():
         assert torch.equal(tensor, evals["model"][key]), key
     done = sorted(float(p.name.removeprefix("epoch_")) for p in (tmp_path / "evals" / "eval").iterdir())
-    assert len(done) == plain["step"] // 2 + (plain["step"] % 2 != 0)  # every 2 steps, and after the last
+    length = plain["step"] // 2  # steps per epoch (2 epochs)
+    assert length > 2
+    # Every 2 steps of each epoch, counted from the epoch's start; the first epoch's end when its length is
+    # even, and after the last step.
+    assert len(done) == 2 * ((length - 1) // 2) + (length % 2 == 0) + 1
+    expected = [e + k / length for e in (0, 1) for k in range(2, length, 2)] + [1.0] * (length % 2 == 0)
+    assert np.allclose(sorted(expected + [2.0]), done, atol=1e-5)
     evaluated = pd.read_csv(tmp_path / "evals" / METRICS_FILE).dropna(subset=["eval/success_rate"])
     assert np.allclose(sorted(evaluated["epoch"]), done, atol=1e-5)  # one row per evaluation, none twice
 
