@@ -8,8 +8,8 @@ The loop, as `train` reads: `build` everything from the config, `resume` from a 
 every epoch `train_step` over its batches and, at the end of the epoch (or when `max_steps` stops it early),
 one `end_of_period`: validate, save checkpoint_best when the validation loss improved, save checkpoint_last,
 evaluate it closed-loop. Inside an epoch `mid_epoch_period` writes periodic checkpoints and, every
-`eval_every_steps` steps of the epoch, evaluates checkpoint_last too. The counters a checkpoint saves live in one small
-`TrainState`.
+`eval_every_steps` steps of the epoch, evaluates checkpoint_last too. The counters a checkpoint saves live
+in one small `TrainState`.
 
 AdamW + CosineAnnealingWarmRestarts (stepped per epoch as in IO, or per step), gradient clipping, autocast on
 GPU, validation every `val_interval` epochs (cross-entropy, per-dimension token accuracy, action MAE in action
