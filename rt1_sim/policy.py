@@ -80,8 +80,11 @@ class RT1Policy:
     padded window.
 
     `act(obs)` takes one env's observation dict (returns (ACTION_SIZE,)) or, for N envs at once, a list of
-    dicts or a dict of stacked arrays (returns (N, ACTION_SIZE)). The batch size is fixed by the first `act`
-    after a full `reset()`; `reset(instruction, env_index=i)` restarts one env of a running batch.
+    dicts or a dict of stacked arrays (returns (N, ACTION_SIZE)). Camera frames of another size than the
+    network's are resized to it as the frame cache resized the training frames (`resize_images`): a policy
+    trained at 64x64 on a dataset recorded at 96x96 sees in an env rendering 96x96 exactly what it trained on.
+    The batch size is fixed by the first `act` after a full `reset()`; `reset(instruction, env_index=i)`
+    restarts one env of a running batch.
     """
 
     def __init__(
@@ -195,7 +198,10 @@ class RT1Policy:
             obs = stack_observations(obs)
         elif not batched:
             obs = {key: np.asarray(value)[None] for key, value in obs.items()}
-        images, proprio = observation_to_tensors(obs, model.cam_view, self.device, model.using_proprioception)
+        size = (model.config.image_height, model.config.image_width)  # frames of another size are resized
+        images, proprio = observation_to_tensors(
+            obs, model.cam_view, self.device, model.using_proprioception, image_size=size
+        )
         n = images.shape[0]  # images (N, V, 3, H, W)
         h = self._history
         if h is None:

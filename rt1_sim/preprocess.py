@@ -11,10 +11,23 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from envs.spaces import PROPRIO_SIZES
 
 PROPRIO_SIZE: int = sum(PROPRIO_SIZES.values())  # 17: ee_pos 3, ee_orn 4, gripper 1, joint_pos 9
+
+
+def resize_images(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 frames (..., H, W, 3) -> (..., size[0], size[1], 3), bilinear with antialiasing (PIL): how the
+    frame cache brings a dataset to the network's image size, and how a policy brings an env's frames to it,
+    so the two see the same pixels. Frames already of `size` come back as they are."""
+    frames = np.asarray(frames)
+    if frames.shape[-3:-1] == tuple(size):
+        return frames
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    resized = [np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR)) for f in flat]
+    return np.stack(resized).reshape(*frames.shape[:-3], size[0], size[1], 3)
 
 
 def images_to_tensor(
@@ -53,13 +66,18 @@ def observation_to_tensors(
     cam_view: Sequence[str],
     device: torch.device | str | None = None,
     using_proprioception: bool = False,
+    image_size: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Observation dict whose arrays share leading dims (...) -> (images (..., V, 3, H, W) float32 in [0, 1]
-    with the cameras in `cam_view` order, proprio (..., PROPRIO_SIZE) float32 or None)."""
+    with the cameras in `cam_view` order, proprio (..., PROPRIO_SIZE) float32 or None). With `image_size`
+    (H, W), frames of another size are resized to it first (`resize_images`)."""
     missing = [c for c in cam_view if c not in obs]
     if missing:
         raise KeyError(f"observation lacks camera(s) {missing}; has {sorted(obs)}")
-    images = images_to_tensor(np.stack([np.asarray(obs[c]) for c in cam_view], axis=-4), device)
+    frames = [np.asarray(obs[c]) for c in cam_view]
+    if image_size is not None:
+        frames = [resize_images(f, image_size) for f in frames]
+    images = images_to_tensor(np.stack(frames, axis=-4), device)
     proprio = None
     if using_proprioception:
         proprio = torch.as_tensor(proprio_to_array(obs)).to(device)

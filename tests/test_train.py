@@ -22,12 +22,13 @@ from envs import FAMILIES
 from rt1_sim import cli
 from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError
 from rt1_sim.config import PRESETS, ConfigError, TrainConfig, load_config
-from rt1_sim.data.episodes import DatasetError
+from rt1_sim.data.episodes import DatasetError, read_episode
 from rt1_sim.data.windows import split_episodes
 from rt1_sim.distributed import Distributed
 from rt1_sim.errors import OutputError
 from rt1_sim.plot import PlotError, family_success, plot_learning_curve
 from rt1_sim.policy import RT1Policy
+from rt1_sim.preprocess import resize_images
 from rt1_sim.train import (
     BEST_CHECKPOINT,
     CONFIG_FILE,
@@ -221,10 +222,18 @@ def test_tiny_model_overfits_one_episode(tiny_dataset: Path, tmp_path: Path) -> 
     assert state["config"]["network_configs"]["image_height"] == 32  # the resolved config, every field
     resolved = load_config(TrainConfig, run_dir / CONFIG_FILE)  # the run folder's config is valid input
     assert resolved.network == load_config(TrainConfig, tmp_path / "overfit.json").network
-    policy = RT1Policy.from_checkpoint(run_dir / LAST_CHECKPOINT)
-    obs = {view: np.zeros((96, 96, 3), np.uint8) for view in ("front", "wrist")}
-    with pytest.raises(ValueError, match="image size"):  # the policy checks the image size it was trained on
-        policy.act(obs)
+    # The policy brings the env's 96x96 frames to the network's 32x32 as the frame cache brought the
+    # dataset's: the same action and logits as for frames resized beforehand.
+    episode = read_episode(tiny_dataset, ("front", "wrist"), 0)
+    full = [{v: episode.images[v][i] for v in ("front", "wrist")} for i in range(3)]
+    small = [{v: resize_images(o[v], (32, 32)) for v in o} for o in full]
+    assert full[0]["front"].shape == (96, 96, 3) and small[0]["front"].shape == (32, 32, 3)
+    policies = [RT1Policy.from_checkpoint(run_dir / LAST_CHECKPOINT) for _ in range(2)]
+    for policy in policies:
+        policy.reset(episode.instruction)
+    for big, little in zip(full, small, strict=True):
+        (a, la), (b, lb) = policies[0].act_with_logits(big), policies[1].act_with_logits(little)
+        assert np.array_equal(a, b) and torch.equal(la, lb)
 
 
 def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ from tqdm import tqdm
 from envs.spaces import ACTION_SIZE, DATASET_INFO_FILE, EPISODE_DIR, RGB_DIR
 from rt1_sim.config import FRAME_CACHE_MODES
 from rt1_sim.data.episodes import CACHE_SUFFIX, DatasetError, list_episodes, read_episode
-from rt1_sim.data.windows import FrameCache, _resize, load_frame_cache
+from rt1_sim.data.windows import FrameCache, load_frame_cache
+from rt1_sim.preprocess import resize_images
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +422,7 @@ def _write_frames(
     for index, length in bar:
         episode = read_episode(root, views, index, length)
         for v in views:
-            resized = np.ascontiguousarray(_resize(episode.images[v], image_size))  # (L, H, W, 3)
+            resized = np.ascontiguousarray(resize_images(episode.images[v], image_size))  # (L, H, W, 3)
             frames[v][row : row + length] = resized
             crcs[f"{v}.npy"].append(zlib.crc32(resized))
         actions[row : row + length] = episode.actions

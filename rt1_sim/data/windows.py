@@ -30,6 +30,7 @@ from envs.spaces import ACTION_SIZE
 from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
+from rt1_sim.preprocess import resize_images
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,6 @@ class FrameCache:
         return Counter(self.instructions).most_common(1)[0][0] if self.instructions else ""
 
 
-def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(L, H, W, 3) uint8 -> (L, size[0], size[1], 3) uint8, bilinear with antialiasing (PIL)."""
-    if frames.shape[1:3] == size:
-        return frames
-    return np.stack(
-        [np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR)) for f in frames]
-    )
-
-
 def load_frame_cache(
     root: str | Path,
     views: Sequence[str],
@@ -111,7 +103,7 @@ def load_frame_cache(
         episode = read_episode(root, views, index, lengths[index])
         for v in views:
             resized |= episode.images[v].shape[1:3] != image_size
-            frames[v].append(_resize(episode.images[v], image_size))
+            frames[v].append(resize_images(episode.images[v], image_size))
         actions.append(episode.actions)
         instructions.append(episode.instruction)
         starts.append(starts[-1] + len(episode))
