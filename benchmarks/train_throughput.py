@@ -17,7 +17,8 @@ memory-mapped cache (`frame_cache: memmap`, rt1_sim.data.frame_cache; the file w
 cache as on any run after the first epoch). Frames are random (a synthetic FrameCache): timing does not depend
 on content.
 
-    python benchmarks/train_throughput.py [--preset cpu] [--batch-size 16] [--steps 8] [--json]
+    python benchmarks/train_throughput.py [--preset cpu] [--image-size 64] [--batch-size 16] [--steps 8]
+        [--json]
     python benchmarks/train_throughput.py --loader-only --steps 100 --episodes 120
 """
 
@@ -100,9 +101,18 @@ def optimizer_step(model: RT1, optimizer: torch.optim.Optimizer, loss: torch.Ten
     optimizer.step()
 
 
+def network_config(args: argparse.Namespace):
+    """The preset, at `--image-size` when given (the random crop keeps the preset's fraction of the side)."""
+    config = get_preset(args.preset)
+    if args.image_size is None:
+        return config
+    crop = round(args.image_size * config.crop_size / config.image_height)
+    return get_preset(args.preset, image_height=args.image_size, image_width=args.image_size, crop_size=crop)
+
+
 def measure(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
-    config = get_preset(args.preset)
+    config = network_config(args)
     model = RT1(config, CAMERA_NAMES, args.time_sequence_length).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     tmp = tempfile.TemporaryDirectory()  # the frame cache's files (np.memmap keeps them mapped until exit)
@@ -171,6 +181,7 @@ def measure(args: argparse.Namespace) -> dict:
     naive_samples_per_s = naive_targets / naive_s
     return {
         "preset": args.preset,
+        "image_size": [config.image_height, config.image_width],
         "params": sum(p.numel() for p in model.parameters()),
         "cameras": len(CAMERA_NAMES),
         "time_sequence_length": args.time_sequence_length,
@@ -192,6 +203,12 @@ def measure(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="square image side for the network (default: the preset's); frames are made at that size",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--time-sequence-length", type=int, default=6)
     parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps of ours")
@@ -213,7 +230,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(
-        f"{result['preset']}: {result['params'] / 1e6:.2f}M parameters, {result['cameras']} cameras, "
+        f"{result['preset']} at {result['image_size'][0]}x{result['image_size'][1]}: "
+        f"{result['params'] / 1e6:.2f}M parameters, {result['cameras']} cameras, "
         f"T={result['time_sequence_length']}, batch {result['batch_size']}, {result['threads']} threads"
     )
     print(

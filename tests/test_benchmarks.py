@@ -40,7 +40,10 @@ def test_train_throughput_counts_every_target_once() -> None:
         "4",
         "--episode-length",
         "6",
+        "--image-size",
+        "40",
     )
+    assert result["image_size"] == [40, 40]  # the network and its synthetic frames at --image-size
     for key in ("preset", "samples_per_s", "naive_samples_per_s", "ratio", "loader_windows_per_s"):
         assert result[key] if key == "preset" else result[key] > 0
     assert result["preset"] == "micro" and result["batch_size"] == 4

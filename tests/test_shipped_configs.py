@@ -32,8 +32,9 @@ def test_suites_load_and_never_use_a_collection_seed(path: Path) -> None:
     assert min(suite.seeds) >= COLLECTED_SEEDS.stop
 
 
-def test_the_multitask_recipe_trains_with_the_sentence_encoder_and_watches_every_family() -> None:
-    cfg = load_config(TrainConfig, REPO / "train_configs" / "multitask_cpu.json")
+@pytest.mark.parametrize("name", ["multitask_cpu.json", "multitask_cpu_64.json"])
+def test_the_multitask_recipe_trains_with_the_sentence_encoder_and_watches_every_family(name: str) -> None:
+    cfg = load_config(TrainConfig, REPO / "train_configs" / name)
     assert cfg.instruction_encoder == "use" and tuple(cfg.cam_view) == ("front", "wrist")
     assert cfg.data_path == "data/multitask" and cfg.checkpoint_every_steps > 0
     suite = load_config(EvalConfig, REPO / cfg.eval_config)
