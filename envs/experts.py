@@ -36,6 +36,11 @@ class TaskExpert:
             self.reset()
         return self.current.act(obs)
 
+    @property
+    def clean_action(self) -> np.ndarray | None:
+        """The current expert's last command before noise (None before its first `act`)."""
+        return None if self.current is None else self.current.clean_action
+
 
 def make_expert(env, noise: float = 0.0, seed: int = 0):
     """The scripted expert for `env` (PandaPick-v0 or PandaTabletop-v0, any family or `mix`)."""

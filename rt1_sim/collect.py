@@ -75,12 +75,15 @@ def _collect_one(seed: int) -> dict[str, Any]:
     recorder = EpisodeRecorder(cfg.views)
     variation: dict[str, Any] = {}
 
+    expert = _worker["expert"]
+
     def on_step(obs: dict[str, Any], info: dict[str, Any], action: Any) -> None:
         if not variation:  # the first observation: the scene as reset built it
             variation.update(env.unwrapped.variation())
-        recorder(obs, info, action)
+        label = expert.clean_action if cfg.clean_labels and action is not None else action
+        recorder(obs, info, label)
 
-    result = rollout(env, _worker["expert"], seed, on_step=on_step)
+    result = rollout(env, expert, seed, on_step=on_step)
     meta = {
         **variation,
         "instruction": result.instruction,
@@ -418,6 +421,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, help="first env seed, episodes use consecutive seeds (--set seed=S)"
     )
     shorthand.add_argument("--noise", type=float, help="expert action noise, fraction of the action bounds")
+    shorthand.add_argument(
+        "--clean-labels",
+        action="store_true",
+        help="record the expert's command before noise as each step's action (DART): noise moves the robot "
+        "off the expert's path, the labels show the way back (--set clean_labels=true)",
+    )
     shorthand.add_argument("--keep-failures", action="store_true", help="also keep failed expert episodes")
     shorthand.add_argument(
         "--io-names",
@@ -450,6 +459,8 @@ def shorthand_overrides(args: argparse.Namespace) -> list[str]:
         for name, key in SHORTHANDS.items()
         if getattr(args, name) is not None
     ]
+    if args.clean_labels:
+        overrides.append("clean_labels=true")
     if args.keep_failures:
         overrides.append("keep_failures=true")
     if args.io_names:

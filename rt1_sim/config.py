@@ -340,6 +340,9 @@ class CollectConfig:
 
     seed: int = 0
     noise: float = 0.1  # expert action noise, fraction of the action bounds (approach and descent only)
+    # Record each step's command before noise (the expert's own choice in the state the noise led to: DART's
+    # labels) instead of the command executed. Noise still perturbs the states; the labels carry none of it.
+    clean_labels: bool = False
     keep_failures: bool = False
     max_steps: int = MAX_EPISODE_STEPS
     views: tuple[str, ...] = CAMERA_NAMES

@@ -339,3 +339,25 @@ def test_one_task_collects_its_folder_only_and_bad_options_write_nothing(tmp_pat
     assert not list((tmp_path / "pick").glob("Panda_*"))
     # An env without a task option (PandaPick-v0) collects into --out itself, as always.
     assert dataset_plan(tmp_path / "p", CollectConfig()) == [(tmp_path / "p", CollectConfig())]
+
+
+def test_clean_labels_keep_the_states_and_record_the_command_before_noise(tmp_path):
+    """DART labels: the same noisy rollouts (same frames, same raw states), with each step's action the
+    expert's noise-free command in that state; steps where no noise applies keep identical labels."""
+    options = {"env_id": "PandaTabletop-v0", "env_options": {"task": "push", "image_size": [32, 32]}}
+    noisy, clean = tmp_path / "noisy", tmp_path / "clean"
+    collect_datasets(noisy, 2, CollectConfig(seed=0, noise=0.3, **options), progress=False)
+    collect_datasets(clean, 2, CollectConfig(seed=0, noise=0.3, clean_labels=True, **options), progress=False)
+    changed = 0
+    for i in range(2):
+        a = read_episode(noisy / "Panda_push", CAMERA_NAMES, i)
+        b = read_episode(clean / "Panda_push", CAMERA_NAMES, i)
+        assert all(np.array_equal(a.images[v], b.images[v]) for v in CAMERA_NAMES)
+        differ = ~np.isclose(a.actions, b.actions, atol=1e-7).all(axis=1)
+        changed += int(differ.sum())
+        # gripper and terminate never carry noise; translation labels stay within the bounds
+        assert np.array_equal(a.actions[:, 6:], b.actions[:, 6:])
+        assert np.abs(b.actions[:, :3]).max() <= 0.04 + 1e-7
+    assert changed > 0
+    with pytest.raises(UserError, match="clean_labels"):  # a dataset of the other kind is not extended
+        collect_datasets(noisy, 3, CollectConfig(seed=0, noise=0.3, clean_labels=True, **options))

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from envs.robot import FINGER_LINKS
-from envs.spaces import ACTION_SIZE, ACTION_SLICES, ACTION_TABLE
 from envs.tasks.base import Task
+from envs.tasks.skills import MAX_STEP, MAX_TURN, make_action
 
 COLORS: dict[str, tuple[float, float, float, float]] = {
     "red": (0.85, 0.1, 0.1, 1.0),
@@ -139,9 +139,6 @@ class PickCubeTask(Task):
         return PickCubeExpert(env, noise=noise, seed=seed)
 
 
-_BOUNDS = {d.name: d.high for d in ACTION_TABLE}
-MAX_STEP = _BOUNDS["world_vector"]  # metres per control step
-MAX_TURN = _BOUNDS["rotation_delta"]  # radians per control step
 HOVER = 0.10  # approach height above the cube's centre, metres
 LIFT_MARGIN = 0.04  # lift this much beyond the success height
 
@@ -156,7 +153,8 @@ class PickCubeExpert:
 
     `noise` is the standard deviation of Gaussian noise added to the translation and yaw commands, as a fraction of
     their bounds; it is drawn from a generator seeded by (`seed`, the episode's seed), so demonstrations depend only
-    on seeds, never on which worker ran them or in what order.
+    on seeds, never on which worker ran them or in what order. `clean_action` is the last command before noise:
+    the label of a noise-injected demonstration (`rt1-sim collect --set clean_labels=true`).
     """
 
     phases = ("approach", "descend", "close", "lift")
@@ -170,6 +168,7 @@ class PickCubeExpert:
         self.reset()
 
     def reset(self, instruction: str | None = None) -> None:
+        self.clean_action: np.ndarray | None = None  # the last command before noise (see `act`)
         self.phase = "approach"
         self._closing_steps = 0
         self._rng: np.random.Generator | None = None
@@ -211,12 +210,9 @@ class PickCubeExpert:
 
         move = target - ee
         turn = yaw_error if self.phase in ("approach", "descend") else 0.0
+        self.clean_action = make_action(move, turn, gripper, terminate)
         if self.noise > 0 and self.phase in ("approach", "descend"):
             move = move + self._rng.normal(0.0, self.noise * MAX_STEP, 3)
             turn = turn + self._rng.normal(0.0, self.noise * MAX_TURN)
-        action = np.zeros(ACTION_SIZE, dtype=np.float32)
-        action[ACTION_SLICES["world_vector"]] = np.clip(move, -MAX_STEP, MAX_STEP)
-        action[ACTION_SLICES["rotation_delta"]] = (0.0, 0.0, np.clip(turn, -MAX_TURN, MAX_TURN))
-        action[ACTION_SLICES["gripper_closedness"]] = gripper
-        action[ACTION_SLICES["terminate_episode"]] = terminate
-        return action
+            return make_action(move, turn, gripper, terminate)
+        return self.clean_action.copy()

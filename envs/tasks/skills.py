@@ -34,9 +34,21 @@ def wrap_period(angle: float, period: float) -> float:
     return float((angle + period / 2) % period - period / 2)
 
 
+def make_action(move: np.ndarray, turn: float, gripper: float, terminate: float) -> np.ndarray:
+    """The flat action of a translation (metres) and a yaw turn (radians), each clipped to its bounds."""
+    action = np.zeros(ACTION_SIZE, dtype=np.float32)
+    action[ACTION_SLICES["world_vector"]] = np.clip(move, -MAX_STEP, MAX_STEP)
+    action[ACTION_SLICES["rotation_delta"]] = (0.0, 0.0, np.clip(turn, -MAX_TURN, MAX_TURN))
+    action[ACTION_SLICES["gripper_closedness"]] = gripper
+    action[ACTION_SLICES["terminate_episode"]] = terminate
+    return action
+
+
 class Expert:
     """Base of the phase-machine experts: seeding, noise and the action format. Subclasses set `phases[0]` and
-    implement `plan(state) -> (target xyz, yaw error, gripper, terminate)`."""
+    implement `plan(state) -> (target xyz, yaw error, gripper, terminate)`. `act` returns the command with noise
+    (what moves the robot); `clean_action` keeps the same command before noise: a demonstration's label when
+    noise only perturbs the states it visits (DART, `rt1-sim collect --set clean_labels=true`)."""
 
     phases: tuple[str, ...] = ()
     noisy_phases: tuple[str, ...] = ("approach",)
@@ -50,6 +62,7 @@ class Expert:
         self.reset()
 
     def reset(self, instruction: str | None = None) -> None:
+        self.clean_action: np.ndarray | None = None  # the last command before noise (see `act`)
         self.phase = self.phases[0]
         self.counter = 0  # steps spent in a timed phase (closing, releasing)
         self._rng: np.random.Generator | None = None
@@ -63,15 +76,12 @@ class Expert:
             self._rng = np.random.default_rng([self.seed, s["episode_seed"] or 0])
         target, turn, gripper, terminate = self.plan(s)
         move = target - s["ee_pos"]
+        self.clean_action = make_action(move, turn, gripper, terminate)
         if self.noise > 0 and self.phase in self.noisy_phases:
             move = move + self._rng.normal(0.0, self.noise * MAX_STEP, 3)
             turn = turn + self._rng.normal(0.0, self.noise * MAX_TURN)
-        action = np.zeros(ACTION_SIZE, dtype=np.float32)
-        action[ACTION_SLICES["world_vector"]] = np.clip(move, -MAX_STEP, MAX_STEP)
-        action[ACTION_SLICES["rotation_delta"]] = (0.0, 0.0, np.clip(turn, -MAX_TURN, MAX_TURN))
-        action[ACTION_SLICES["gripper_closedness"]] = gripper
-        action[ACTION_SLICES["terminate_episode"]] = terminate
-        return action
+            return make_action(move, turn, gripper, terminate)
+        return self.clean_action.copy()
 
     def plan(self, s: dict[str, Any]) -> tuple[np.ndarray, float, float, float]:
         raise NotImplementedError
