@@ -142,10 +142,8 @@ class DrawerExpert(Expert):
             if abs(ee[2] - handle[2]) < 0.006:
                 self.goto("grip" if opening_task else "move")
             return target, 0.0, gripper, 0.0
-        if self.phase == "grip":
-            self.counter += 1
-            if self.counter >= 4:
-                self.goto("move")
+        if self.phase == "grip":  # one step to close on the bar (the fingers close within it), then pull
+            self.goto("move")
             return np.array([*grip_xy, handle[2]]), 0.0, CLOSED, 0.0
         if self.phase == "move":
             self.counter += 1

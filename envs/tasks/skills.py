@@ -23,6 +23,7 @@ HOVER = 0.10  # approach height above an object's centre, metres
 CARRY_Z = 0.17  # grasp-point height while carrying, metres: clears every object, bowl and stack
 OPEN, CLOSED = -1.0, 1.0
 LOWER_GAIN = 0.6  # fraction of the object's xy error corrected per control step while lowering
+CLOSE_STEPS = 4  # control steps of closing without a hold before lifting anyway (a miss: lift finds it)
 RETRY_AFTER = 8  # control steps of retreat without success before grasping again
 RELEASE_CLEARANCE = 0.03  # metres of finger opening beyond the held object's width when letting go
 
@@ -106,10 +107,13 @@ class PickPlaceExpert(Expert):
         if self.phase in ("approach", "descend"):
             return self._reach(obj, ee, yaw_error)
         if self.phase == "close":
+            # The fingers close within one control step; lift as soon as they hold the object. Standing still
+            # any longer would show a learner the same frame labelled "stay" and "lift": a fixed point it
+            # never leaves.
             self.counter += 1
-            if self.counter >= 4:
-                self.goto("lift")
-            return ee.copy(), 0.0, CLOSED, 0.0
+            if not (self.counter > 1 and obj["is_grasped"]) and self.counter <= CLOSE_STEPS:
+                return ee.copy(), 0.0, CLOSED, 0.0
+            self.goto("lift")
         if self.phase in ("lift", "carry", "lower") and not obj["is_grasped"]:  # slipped out: start over
             self.goto("approach")
             return self._reach(obj, ee, yaw_error)
@@ -157,10 +161,8 @@ class PickPlaceExpert(Expert):
                 self.goto("release")
             return target, 0.0, CLOSED, 0.0
         release = self._release_closedness(obj)
-        if self.phase == "release":
-            self.counter += 1
-            if self.counter >= 3:
-                self.goto("retreat")
+        if self.phase == "release":  # one step to open (they open within it), then away, for the same reason
+            self.goto("retreat")
             return ee.copy(), 0.0, release, 0.0
         # Retreat and wait for success to register (it ends the episode); if it does not, try again.
         self.counter += 1

@@ -252,3 +252,26 @@ def test_expert_succeeds_in_98_percent_of_200_seeds(family):
     successes = sum(bool(_rollout(env, expert, seed)["is_success"]) for seed in range(200))
     env.close()
     assert successes >= 196
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_expert_never_gives_one_unchanged_frame_two_labels(family):
+    """A demonstration that holds still (a frame the step does not change) must keep its command: the same
+    frames labelled first "stay" and then "go" (an expert waiting out a timer while its fingers are already
+    shut) teach a learner a fixed point it never leaves."""
+    env = gym.make("PandaTabletop-v0", task=family, image_size=(32, 32))
+    expert = envs.make_expert(env, noise=0.0)
+    for seed in range(2000, 2003):
+        obs, info = env.reset(seed=seed)
+        expert.reset(info["instruction"])
+        previous = None  # (frames, action) of the step before
+        done = False
+        while not done:
+            action = expert.act(obs)
+            frames = np.concatenate([obs["front"], obs["wrist"]])
+            if previous is not None and np.array_equal(previous[0], frames):
+                assert np.allclose(previous[1], action, atol=1e-6), (seed, previous[1], action)
+            previous = (frames, action)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+    env.close()
