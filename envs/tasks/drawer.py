@@ -94,6 +94,11 @@ class DrawerTask(TabletopTask):
     def metrics(self) -> dict[str, float]:
         return {"drawer_opening": self.opening(), "target_height": 0.0, "cube_height": 0.0}
 
+    def goal_position(self) -> np.ndarray:
+        """Where the handle is once the drawer is open OPEN_ENOUGH / closed, from where it is now."""
+        goal = OPEN_ENOUGH if self.action == "open" else 0.0
+        return self.handle_pos() + (goal - self.opening()) * np.array([0.0, -self.side, 0.0])
+
     def privileged_state(self) -> dict[str, Any]:
         return {
             "action": self.action,
@@ -125,6 +130,12 @@ class DrawerExpert(Expert):
 
     phases = ("approach", "descend", "grip", "move", "retreat")
     noisy_phases = ("approach",)
+    on_stall = {"approach": "descend", "descend": "grip"}  # short of the point: go on from there
+
+    def stall_phase(self) -> str:
+        if self.phase == "descend" and self.env.privileged_state()["action"] != "open":
+            return "move"  # closing pushes with closed fingers: nothing to grip
+        return super().stall_phase()
 
     def plan(self, s: dict[str, Any]):
         handle, ee, out = s["handle_pos"], s["ee_pos"], s["out_direction"]

@@ -68,6 +68,13 @@ class PickTask(TabletopTask):
             "lift_z": self.rest_z["target"] + LIFT_HEIGHT + LIFT_MARGIN,
         }
 
+    def start(self) -> None:
+        self.start_xy = self.pose("target")[0][:2].copy()
+
+    def goal_position(self) -> np.ndarray:
+        """LIFT_HEIGHT above where the target rested at the start."""
+        return np.array([*self.start_xy, self.rest_z["target"] + LIFT_HEIGHT])
+
     def variation(self) -> dict[str, Any]:
         return self.base_variation(self.target_spec)
 
@@ -79,3 +86,4 @@ class PickExpert(PickPlaceExpert):
     """Approach, align with the target's narrow side, descend, close, lift and ask to terminate once lifted."""
 
     lift_only = True
+    on_stall = {"approach": "descend", "descend": "close"}  # a stalled lift: nothing better than lifting

@@ -20,7 +20,7 @@ import numpy as np
 
 from envs.robot import FINGER_LINKS
 from envs.tasks.base import Task
-from envs.tasks.skills import MAX_STEP, MAX_TURN, make_action
+from envs.tasks.skills import Expert
 
 COLORS: dict[str, tuple[float, float, float, float]] = {
     "red": (0.85, 0.1, 0.1, 1.0),
@@ -148,35 +148,19 @@ def wrap_quarter_turn(angle: float) -> float:
     return (angle + np.pi / 4) % (np.pi / 2) - np.pi / 4
 
 
-class PickCubeExpert:
+class PickCubeExpert(Expert):
     """Scripted pick policy reading privileged state from `env` (a PandaPickEnv or a wrapper of one).
 
-    `noise` is the standard deviation of Gaussian noise added to the translation and yaw commands, as a fraction of
-    their bounds; it is drawn from a generator seeded by (`seed`, the episode's seed), so demonstrations depend only
-    on seeds, never on which worker ran them or in what order. `clean_action` is the last command before noise:
-    the label of a noise-injected demonstration (`rt1-sim collect --set clean_labels=true`).
+    `noise` is the standard deviation of Gaussian noise added to the translation and yaw commands while
+    approaching and descending, as a fraction of their bounds (the shared `Expert` base: seeded by (`seed`, the
+    episode's seed), so demonstrations depend only on seeds, never on which worker ran them or in what order).
     """
 
     phases = ("approach", "descend", "close", "lift")
+    noisy_phases = ("approach", "descend")
+    on_stall = {"approach": "descend", "descend": "close"}  # as the tabletop pick expert
 
-    def __init__(self, env, noise: float = 0.0, seed: int = 0) -> None:
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
-        self.env = env.unwrapped
-        self.noise = noise
-        self.seed = seed
-        self.reset()
-
-    def reset(self, instruction: str | None = None) -> None:
-        self.clean_action: np.ndarray | None = None  # the last command before noise (see `act`)
-        self.phase = "approach"
-        self._closing_steps = 0
-        self._rng: np.random.Generator | None = None
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        s = self.env.privileged_state()
-        if self._rng is None:  # first step of the episode: the env has been reset by now
-            self._rng = np.random.default_rng([self.seed, s["episode_seed"] or 0])
+    def plan(self, s: dict[str, Any]) -> tuple[np.ndarray, float, float, float]:
         cube, ee = s["cube_pos"], s["ee_pos"]
         yaw_error = wrap_quarter_turn(s["cube_yaw"] - s["ee_yaw"])
         grasp_z = cube[2]  # the grasp point between the fingertips goes to the cube's centre
@@ -186,33 +170,27 @@ class PickCubeExpert:
             target = cube + np.array([0.0, 0.0, HOVER])
             xy_error = np.linalg.norm(target[:2] - ee[:2])
             if xy_error < 0.008 and abs(target[2] - ee[2]) < 0.02 and abs(yaw_error) < 0.05:
-                self.phase = "descend"
+                self.goto("descend")
         if self.phase == "descend":
             target = np.array([cube[0], cube[1], grasp_z])
             if np.linalg.norm(target[:2] - ee[:2]) > 0.02:  # pushed the cube or drifted: hover again
-                self.phase = "approach"
+                self.goto("approach")
                 target = cube + np.array([0.0, 0.0, HOVER])
             elif abs(ee[2] - grasp_z) < 0.006:
-                self.phase = "close"
+                self.goto("close")
         if self.phase == "close":
             target, gripper = ee.copy(), 1.0
-            self._closing_steps += 1
-            if self._closing_steps >= 4:
-                self.phase = "lift"
+            self.counter += 1
+            if self.counter >= 4:
+                self.goto("lift")
         if self.phase == "lift":
             target = np.array([ee[0], ee[1], s["cube_rest_z"] + s["lift_height"] + LIFT_MARGIN])
             gripper = 1.0
             if not s["is_grasped"]:  # slipped out: open and start over
-                self.phase, self._closing_steps, gripper = "approach", 0, -1.0
+                self.goto("approach")
+                gripper = -1.0
                 target = cube + np.array([0.0, 0.0, HOVER])
             elif s["is_success"]:
                 terminate = 1.0
-
-        move = target - ee
         turn = yaw_error if self.phase in ("approach", "descend") else 0.0
-        self.clean_action = make_action(move, turn, gripper, terminate)
-        if self.noise > 0 and self.phase in ("approach", "descend"):
-            move = move + self._rng.normal(0.0, self.noise * MAX_STEP, 3)
-            turn = turn + self._rng.normal(0.0, self.noise * MAX_TURN)
-            return make_action(move, turn, gripper, terminate)
-        return self.clean_action.copy()
+        return target, turn, gripper, terminate

@@ -94,6 +94,10 @@ class PushTask(TabletopTask):
             "max_lift": self.max_lift,
         }
 
+    def goal_position(self) -> np.ndarray:
+        """A's start position moved PUSH_DISTANCE along the direction."""
+        return self.start_pos + PUSH_DISTANCE * np.array([*DIRECTIONS[self.direction_name], 0.0])
+
     def privileged_state(self) -> dict[str, Any]:
         return {
             "target": self.object_state("target"),
@@ -116,6 +120,7 @@ class PushExpert(Expert):
 
     phases = ("approach", "descend", "push", "retreat")
     noisy_phases = ("approach",)
+    on_stall = {"approach": "descend", "descend": "push"}  # short of the start point: start from there
 
     def plan(self, s: dict[str, Any]):
         obj, ee, d = s["target"], s["ee_pos"], s["direction"]

@@ -275,3 +275,42 @@ def test_expert_never_gives_one_unchanged_frame_two_labels(family):
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
     env.close()
+
+
+@pytest.mark.parametrize(
+    ("family", "seed", "noise"),
+    [
+        # Carried the cube beside B, then hovered a centimetre short of the spot above the goal until the
+        # time limit: the arm holding an object stops short of a point that close (CARRY_ARRIVED).
+        ("move_near", 914002, 0.0),
+        ("place_in", 9, 0.0),
+        ("stack", 0, 0.0),
+        # The brick slid 2 cm after every release, and each retry let go at the same spot (aim_correction).
+        ("move_near", 50, 0.2),
+    ],
+)
+def test_formerly_deadlocking_seeds_succeed(family, seed, noise):
+    env = gym.make("PandaTabletop-v0", task=family, image_size=(32, 32))
+    info = _rollout(env, envs.make_expert(env, noise=noise, seed=0), seed)
+    env.close()
+    assert info["is_success"]
+
+
+def test_stall_watchdog_moves_a_stalled_phase_on():
+    """A phase that gets no nearer its point for STALL_STEPS control steps takes its `on_stall` phase."""
+    from envs.tasks.skills import STALL_STEPS, PickPlaceExpert
+
+    env = gym.make("PandaTabletop-v0", task="move_near", image_size=(32, 32))
+    env.reset(seed=0)
+    expert = PickPlaceExpert(env)
+    expert.goto("carry")
+    ee, target = np.zeros(3), np.array([0.012, 0.0, 0.0])  # a centimetre away, and never any nearer
+    for _ in range(1 + STALL_STEPS):  # the first step sets the phase's best distance
+        assert expert.phase == "carry"
+        expert._watch(target, ee, 0.0)
+    assert expert.phase == "lower" and expert.stalls == 1
+    expert.goto("release")  # a timed phase is not watched
+    for _ in range(3 * STALL_STEPS):
+        expert._watch(target, ee, 0.0)
+    assert expert.phase == "release"
+    env.close()
