@@ -39,7 +39,7 @@ from rt1_sim.data.episodes import (
     task_folder_name,
     write_dataset_info,
 )
-from rt1_sim.env_options import checked_env, option_defaults
+from rt1_sim.env_options import checked_env, describe_limit, episode_limit, option_defaults
 from rt1_sim.errors import ConfigError, DatasetError, OutputError, UserError
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_writable, make_folder, prepare_folder
@@ -191,6 +191,12 @@ def _check_counts(episodes: int, workers: int) -> None:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
 
 
+def with_episode_limit(cfg: CollectConfig) -> CollectConfig:
+    """`cfg` with its step limit resolved (unset: the env's registered limit): the number the dataset's
+    collect_config.json records and a resumed collection must match."""
+    return dataclasses.replace(cfg, max_steps=episode_limit(cfg.env_id, cfg.max_steps, "max_steps"))
+
+
 def _check_env(cfg: CollectConfig) -> None:
     """Make the env with `cfg`'s options once (and reset it), so a bad option fails before any write."""
     checked_env(cfg.env_id, cfg.env_options, "env_options", max_episode_steps=cfg.max_steps).close()
@@ -209,8 +215,11 @@ def collect(
     once, here) before anything is written. Returns a summary."""
     _check_counts(episodes, workers)
     out = Path(out)
+    given = cfg.max_steps
+    cfg = with_episode_limit(cfg)
     _check_env(cfg)
     state = _open_dataset(out, episodes, cfg, overwrite)
+    log.info("%s: episode limit %s", out, describe_limit(given, cfg.max_steps))
     # the expert succeeds in ~100% of episodes: far fewer means a broken setup
     max_attempts = 2 * episodes + 20
     start = time.perf_counter()
@@ -237,7 +246,7 @@ def collect(
                     _commit_in_order(out, cfg, r, state, episodes, max_attempts, bar)
     finally:
         clean_incomplete(out, cfg.views)
-    return _summary(out, state, time.perf_counter() - start)
+    return _summary(out, state, time.perf_counter() - start, cfg.max_steps)
 
 
 # ---- multi-task collection: one IO dataset folder per task under a root ----
@@ -279,8 +288,9 @@ def collect_datasets(
         return collect(out, episodes, cfg, workers, progress, overwrite)
     _check_root(Path(out))
     for folder, folder_cfg in plan:
-        _check_env(folder_cfg)
-        _prepare_out(folder, folder_cfg, overwrite)  # reads only: the folder rule, resumable settings
+        resolved = with_episode_limit(folder_cfg)
+        _check_env(resolved)
+        _prepare_out(folder, resolved, overwrite)  # reads only: the folder rule, resumable settings
     start = time.perf_counter()
     summaries = {
         folder.name: collect(folder, episodes, folder_cfg, workers, progress, overwrite)
@@ -353,7 +363,7 @@ def _commit_in_order(
     bar.set_postfix(success=f"{state.successes / state.attempts:.1%}", refresh=False)
 
 
-def _summary(out: Path, state: _Progress, elapsed: float) -> dict[str, Any]:
+def _summary(out: Path, state: _Progress, elapsed: float, max_steps: int) -> dict[str, Any]:
     attempts, successes, lengths = state.attempts, state.successes, state.lengths
     summary = {
         "out": str(out),
@@ -361,6 +371,7 @@ def _summary(out: Path, state: _Progress, elapsed: float) -> dict[str, Any]:
         "frames": int(sum(lengths)),
         "attempts": attempts,
         "expert_success_rate": successes / attempts if attempts else None,
+        "max_steps": max_steps,
         "seconds": elapsed,
     }
     log.info(

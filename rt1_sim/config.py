@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from envs import MAX_EPISODE_STEPS
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.errors import ConfigError
 from rt1_sim.resources import find_config
@@ -344,7 +343,9 @@ class CollectConfig:
     # labels) instead of the command executed. Noise still perturbs the states; the labels carry none of it.
     clean_labels: bool = False
     keep_failures: bool = False
-    max_steps: int = MAX_EPISODE_STEPS
+    # The episode step limit; None: the env's registered `max_episode_steps` (what collection resolves it to,
+    # and records in collect_config.json).
+    max_steps: int | None = None
     views: tuple[str, ...] = CAMERA_NAMES
     env_id: str = DEFAULT_ENV_ID  # a registered gymnasium id
     env_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # the env's keyword options
@@ -357,7 +358,7 @@ class CollectConfig:
             raise ValueError(f"seed must be >= 0 (env seeds are non-negative), got {self.seed}")
         if self.noise < 0:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
-        if self.max_steps < 1:
+        if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         unknown = [v for v in self.views if v not in CAMERA_NAMES]
         if not self.views or unknown or len(set(self.views)) != len(self.views):

@@ -41,6 +41,27 @@ def check_option_name(
         raise ConfigError(f"{source}: unknown {what} {prefix + key!r}; {env_id} options: {valid}")
 
 
+def episode_limit(env_id: str, max_steps: int | None, source: str) -> int:
+    """The episode step limit a run uses: `max_steps` when set, else the env's registered
+    `max_episode_steps` (PandaPick-v0: 80, PandaTabletop-v0: 200)."""
+    if max_steps is not None:
+        return max_steps
+    try:
+        registered = gym.spec(env_id).max_episode_steps
+    except gym.error.Error as e:
+        raise ConfigError(f"{source}: env_id {env_id!r}: {e}") from None
+    if registered is None:
+        raise ConfigError(f"{source}: {env_id} registers no max_episode_steps: set max_steps")
+    return int(registered)
+
+
+def describe_limit(max_steps: int | None, limit: int) -> str:
+    """How a log line names the limit used: `200 steps (the env's registered limit)` or
+    `80 steps (max_steps)`."""
+    origin = "max_steps" if max_steps is not None else "the env's registered limit"
+    return f"{limit} steps ({origin})"
+
+
 def checked_env(
     env_id: str, options: dict[str, Any], source: str, prefix: str = "", **make_kwargs: Any
 ) -> gym.Env:

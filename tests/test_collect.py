@@ -361,3 +361,20 @@ def test_clean_labels_keep_the_states_and_record_the_command_before_noise(tmp_pa
     assert changed > 0
     with pytest.raises(UserError, match="clean_labels"):  # a dataset of the other kind is not extended
         collect_datasets(noisy, 3, CollectConfig(seed=0, noise=0.3, clean_labels=True, **options))
+
+
+def test_episode_limit_is_the_envs_own_unless_max_steps_is_set(tmp_path):
+    from rt1_sim.collect import with_episode_limit
+    from rt1_sim.env_options import episode_limit
+
+    assert episode_limit("PandaTabletop-v0", None, "x") == 200
+    assert episode_limit("PandaPick-v0", None, "x") == 80
+    assert episode_limit("PandaTabletop-v0", 7, "x") == 7
+    tabletop = CollectConfig(env_id="PandaTabletop-v0", env_options={"task": "drawer"})
+    assert with_episode_limit(tabletop).max_steps == 200
+    assert with_episode_limit(dataclasses.replace(tabletop, max_steps=30)).max_steps == 30
+    # The dataset records the limit used, so a later run with the limit unset resumes a dataset of 80.
+    summary = collect(tmp_path / "d", 1, CollectConfig(seed=0), progress=False)
+    assert summary["max_steps"] == 80
+    assert json.loads((tmp_path / "d" / "collect_config.json").read_text())["max_steps"] == 80
+    collect(tmp_path / "d", 2, CollectConfig(seed=0, max_steps=80), progress=False)

@@ -342,3 +342,23 @@ def test_video_upscale_is_nearest_neighbour():
     native, auto = video.video_frame(obs, 0, False, scale=1), video.video_frame(obs, 0, False)
     assert native.shape == (112, 192, 3) and auto.shape == (304, 576, 3)
     assert np.array_equal(auto[-288:, :288][::3, ::3], obs["front"])
+
+
+def test_a_suite_without_max_steps_takes_the_envs_limit(tmp_path, caplog):
+    """The default suite sets no limit, so `--set env_id=PandaTabletop-v0` runs to that env's 200 steps (not
+    PandaPick-v0's 80); a suite's own max_steps wins; results.json and eval.log say which was used."""
+    default = load_config(EvalConfig, SUITES / "default.json")
+    assert default.max_steps is None
+    tabletop = replace(
+        default,
+        episodes=1,
+        env_id="PandaTabletop-v0",
+        env_options={"task": "drawer", "image_size": [32, 32]},
+        policy=EvalPolicyConfig(name="scripted"),
+    )
+    with caplog.at_level(logging.INFO, logger="rt1_sim.eval.harness"):
+        report = ev.evaluate(tabletop, tmp_path / "unset", progress=False)
+    assert report.results["max_steps"] == 200
+    assert "episode limit: 200 steps (the env's registered limit)" in caplog.text
+    capped = ev.evaluate(replace(tabletop, max_steps=3), tmp_path / "set", progress=False)
+    assert capped.results["max_steps"] == 3 and capped.per_episode[0]["steps"] == 3

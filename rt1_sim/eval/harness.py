@@ -22,7 +22,7 @@ from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig
 from rt1_sim.data.episodes import RECORD_CONFIG_FILE, clean_incomplete
 from rt1_sim.distributed import available_cores, init_process_group, launch_environment
-from rt1_sim.env_options import check_option_name, checked_env
+from rt1_sim.env_options import check_option_name, checked_env, describe_limit, episode_limit
 from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.eval import worker
 from rt1_sim.eval.policies import PolicyChoice, load_rt1, resolve_policy, substitute_instructions
@@ -95,8 +95,8 @@ def probe_env(config: EvalConfig, env_options: dict[str, Any], source: str) -> t
         )
         if hasattr(probe.unwrapped, attribute)
     }
-    max_steps = config.max_steps or probe.spec.max_episode_steps
     probe.close()
+    max_steps = episode_limit(config.env_id, config.max_steps, source)
     return ranges, max_steps
 
 
@@ -250,6 +250,7 @@ def evaluate(
         video_scale=video_scale,
     )
     with log_to_file(where.out / LOG_FILE if log_file and job.is_main else None, mode="w"):
+        log.info("episode limit: %s", describe_limit(config.max_steps, max_steps))
         start = time.perf_counter()
         outcomes = run_shard(
             episode_job, seeds, workers, rt1 if workers == 1 else None, progress and job.is_main
@@ -261,7 +262,7 @@ def evaluate(
         wall = time.perf_counter() - start
         outcomes.sort(key=lambda o: o["row"]["seed"])
         rows = [o["row"] for o in outcomes]
-        results = build_results(config, source, choice, rows, ranges)
+        results = build_results(config, source, choice, rows, ranges, max_steps)
         results["timing"] = timing(outcomes, wall, workers, job.world_size, threads)
         if job.is_main:
             write_results(where.out, results)

@@ -118,8 +118,11 @@ def build_results(
     choice: PolicyChoice,
     rows: list[dict[str, Any]],
     ranges: Mapping[str, tuple[float, float]],
+    max_steps: int,
 ) -> dict[str, Any]:
-    """results.json without its timing block: identical for identical suites, whatever the workers."""
+    """results.json without its timing block: identical for identical suites, whatever the workers.
+    `max_steps` is the episode limit used (the suite's, or the env's registered one when the suite sets
+    none)."""
     n = len(rows)
     successes = sum(r["success"] for r in rows)
     steps = [r["steps"] for r in rows]
@@ -146,6 +149,7 @@ def build_results(
         "success_once": aggregated["success_once"],
         "mean_steps": aggregated["mean_steps"],
         "median_steps": aggregated["median_steps"],
+        "max_steps": max_steps,
         "aggregated": aggregated,
         "per_variation": breakdown(rows, variation_names(rows), ranges),
         "policy": policy,
