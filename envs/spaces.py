@@ -99,7 +99,12 @@ JOINT_COLUMNS: tuple[str, ...] = tuple(f"joint_{i}" for i in range(9))
 OBJECT_POSE_COLUMNS: tuple[str, ...] = tuple(
     f"tar_obj_pose_{k}" for k in ("x", "y", "z", "rx", "ry", "rz", "rw")
 )
+# Optional (the multi-task env's tasks log them, PandaPick-v0 does not): where the task wants its target to end
+# up, metres (`info["goal_pos"]`), for training-time auxiliary losses.
+GOAL_COLUMNS: tuple[str, ...] = ("goal_pos_x", "goal_pos_y", "goal_pos_z")
 TASK_COLUMN = "task_description"
-RAW_COLUMNS: tuple[str, ...] = JOINT_COLUMNS + OBJECT_POSE_COLUMNS + (TASK_COLUMN,)
+RAW_COLUMNS: tuple[str, ...] = (
+    JOINT_COLUMNS + OBJECT_POSE_COLUMNS + (TASK_COLUMN,)
+)  # GOAL_COLUMNS go before the task
 
 assert all(d.size == len(ACTION_COLUMNS[d.name]) for d in ACTION_TABLE)

@@ -220,13 +220,17 @@ class TabletopEnv(gym.Env):
         return obs
 
     def _info(self) -> dict[str, Any]:
-        return {
+        info = {
             "is_success": self.task.is_success(),
             **self.task.metrics(),
             "instruction": self.instruction,
             "success_once": self._success_once,
             "raw_state": self.raw_state(),
         }
+        goal = self.task.goal_position()
+        if goal is not None:  # PandaPick-v0's task logs none: its infos stay as they were
+            info["goal_pos"] = goal
+        return info
 
 
 class PandaTabletopEnv(TabletopEnv):

@@ -57,6 +57,11 @@ class Task(ABC):
     def variation(self) -> dict[str, Any]:
         """JSON-able facts of the episode: family, target, colours, splits, template id, family fields."""
 
+    def goal_position(self) -> np.ndarray | None:
+        """Where the task wants its target to end up, now (xyz, metres), logged per frame as results_raw.csv's
+        `goal_pos_*` columns for training-time auxiliary losses; None: the task logs none (PandaPick-v0)."""
+        return None
+
     @abstractmethod
     def raw_object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """(position (3,), xyzw quaternion (4,)) of the target, logged per frame in results_raw.csv."""

@@ -115,13 +115,15 @@ class MoveNearTask(TabletopTask):
             "other_motion": self.other_motion(),
         }
 
+    def goal_position(self) -> np.ndarray:
+        """Where the expert sets A down beside B (the spot moves with B, should B have been nudged)."""
+        return np.array([*(self.pose("other")[0][:2] + self.place_offset), self.rest_z["target"] + 0.006])
+
     def privileged_state(self) -> dict[str, Any]:
-        # The spot moves with B, should B have been nudged.
-        place = np.array([*(self.pose("other")[0][:2] + self.place_offset), self.rest_z["target"] + 0.006])
         return {
             "target": self.object_state("target"),
             "other": self.object_state("other"),
-            "place_pos": place,
+            "place_pos": self.goal_position(),
             "is_success": self.is_success(),
         }
 

@@ -72,10 +72,14 @@ class PlaceInTask(TabletopTask):
             "bowl_distance": distance,
         }
 
-    def privileged_state(self) -> dict[str, Any]:
+    def goal_position(self) -> np.ndarray:
+        """Just above the named bowl's floor, at its centre (where the expert lets go)."""
         bowl = self.pose("bowl")[0]
         floor = self.bowls["bowl"].floor_thickness
-        place = np.array([bowl[0], bowl[1], floor + self.target_spec.half_height + DROP_HEIGHT])
+        return np.array([bowl[0], bowl[1], floor + self.target_spec.half_height + DROP_HEIGHT])
+
+    def privileged_state(self) -> dict[str, Any]:
+        place = self.goal_position()
         return {"target": self.object_state("target"), "place_pos": place, "is_success": self.is_success()}
 
     def variation(self) -> dict[str, Any]:

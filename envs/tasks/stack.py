@@ -65,14 +65,17 @@ class StackTask(TabletopTask):
             "base_offset": offset,
         }
 
-    def privileged_state(self) -> dict[str, Any]:
+    def goal_position(self) -> np.ndarray:
+        """Just above B's top face, over its centre (where the expert lets go)."""
         b = self.pose("base")[0]
         top = b[2] + self.base_spec.half_height
-        place = np.array([b[0], b[1], top + self.target_spec.half_height + DROP_HEIGHT])
+        return np.array([b[0], b[1], top + self.target_spec.half_height + DROP_HEIGHT])
+
+    def privileged_state(self) -> dict[str, Any]:
         return {
             "target": self.object_state("target"),
             "base": self.object_state("base"),
-            "place_pos": place,
+            "place_pos": self.goal_position(),
             "is_success": self.is_success(),
         }
 

@@ -32,6 +32,7 @@ from envs.spaces import (
     DATASET_INFO_FILE,
     EPISODE_DIR,
     EPISODE_META_FILE,
+    GOAL_COLUMNS,
     IMAGE_NAME,
     JOINT_COLUMNS,
     OBJECT_POSE_COLUMNS,
@@ -100,6 +101,7 @@ class Episode:
     raw_states: np.ndarray  # (L, RAW_STATE_SIZE) float64: 9 joints, cube xyz + xyzw quaternion
     instruction: str
     meta: dict[str, Any] = field(default_factory=dict)  # seed, success, steps, ... (JSON-serialisable)
+    goals: np.ndarray | None = None  # (L, 3) float64: the task's goal position per frame, where it logs one
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -113,6 +115,7 @@ class EpisodeRecorder:
         self.frames: dict[str, list[np.ndarray]] = {v: [] for v in self.views}
         self.actions: list[np.ndarray] = []
         self.raw_states: list[np.ndarray] = []
+        self.goals: list[np.ndarray] = []
 
     def __call__(self, obs: dict[str, np.ndarray], info: dict[str, Any], action: np.ndarray | None) -> None:
         # the final observation has no action: IO's layout keeps one row per acted-on frame
@@ -122,6 +125,8 @@ class EpisodeRecorder:
             self.frames[v].append(np.array(obs[v], copy=True))
         self.actions.append(np.asarray(action, dtype=np.float32))
         self.raw_states.append(np.asarray(info["raw_state"], dtype=np.float64))
+        if "goal_pos" in info:
+            self.goals.append(np.asarray(info["goal_pos"], dtype=np.float64))
 
     def episode(self, instruction: str, meta: dict[str, Any]) -> Episode:
         return Episode(
@@ -130,6 +135,7 @@ class EpisodeRecorder:
             raw_states=np.stack(self.raw_states),
             instruction=instruction,
             meta=dict(meta),
+            goals=np.stack(self.goals) if len(self.goals) == len(self.actions) else None,
         )
 
 
@@ -147,6 +153,8 @@ def write_episode_dir(folder: Path, view: str, episode: Episode, io_names: bool 
         folder / RESULTS_FILES[names], index=False, float_format="%.9g"
     )
     raw = pd.DataFrame(episode.raw_states, columns=list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS))
+    if episode.goals is not None:
+        raw[list(GOAL_COLUMNS)] = episode.goals
     raw[TASK_COLUMN] = episode.instruction.replace(" ", "_")
     raw.to_csv(folder / RAW_FILES[names], index=False, float_format="%.9g")
     meta = {"instruction": episode.instruction, "steps": len(episode), **episode.meta}
@@ -234,11 +242,15 @@ def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DatasetError(f"{path}: missing column(s) {missing}")
+    _check_numeric(path, df, columns)
+    return df
+
+
+def _check_numeric(path: Path, df: pd.DataFrame, columns: Sequence[str]) -> None:
     numeric = [c for c in columns if c != TASK_COLUMN]
     bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(df[c]) or df[c].isna().any()]
     if bad:
         raise DatasetError(f"{path}: non-numeric or empty values in column(s) {bad}")
-    return df
 
 
 def _read_lengths(info_path: Path) -> list[int]:
@@ -293,7 +305,14 @@ def read_episode(root: Path, views: Sequence[str], index: int, expected_length: 
     if not first.is_dir():
         raise DatasetError(f"{first}: episode folder missing")
     results = _read_csv(_find(first, RESULTS_FILES), [c for c in RESULTS_COLUMNS if c != "terminate_episode"])
-    raw = _read_csv(_find(first, RAW_FILES), JOINT_COLUMNS + OBJECT_POSE_COLUMNS)
+    raw_path = _find(first, RAW_FILES)
+    raw = _read_csv(raw_path, JOINT_COLUMNS + OBJECT_POSE_COLUMNS)
+    goal_columns = [c for c in GOAL_COLUMNS if c in raw.columns]  # optional, but all three or none
+    if goal_columns:
+        if len(goal_columns) != len(GOAL_COLUMNS):
+            missing = [c for c in GOAL_COLUMNS if c not in goal_columns]
+            raise DatasetError(f"{raw_path}: has {goal_columns} but not {missing}")
+        _check_numeric(raw_path, raw, GOAL_COLUMNS)
     length = len(results)
     if len(raw) != length:
         raise DatasetError(f"{first}: {RESULTS_FILES[0]} has {length} rows but {RAW_FILES[0]} has {len(raw)}")
@@ -322,6 +341,7 @@ def read_episode(root: Path, views: Sequence[str], index: int, expected_length: 
         raw_states=raw[list(JOINT_COLUMNS + OBJECT_POSE_COLUMNS)].to_numpy(np.float64),
         instruction=instruction,
         meta=meta,
+        goals=raw[list(GOAL_COLUMNS)].to_numpy(np.float64) if goal_columns else None,
     )
 
 
