@@ -314,3 +314,19 @@ def test_stall_watchdog_moves_a_stalled_phase_on():
         expert._watch(target, ee, 0.0)
     assert expert.phase == "release"
     env.close()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_goal_position_is_where_a_successful_episode_leaves_its_target(family):
+    """info["goal_pos"] (logged per frame for the state head) is where the task wants the target: at the end
+    of a successful expert episode the target is within a few centimetres of it (the expert lifts, pushes
+    and pulls a little beyond the success thresholds); PandaPick-v0 logs none."""
+    env = gym.make("PandaTabletop-v0", task=family, image_size=(32, 32))
+    info = _rollout(env, envs.make_expert(env, noise=0.0), 7)
+    env.close()
+    assert info["is_success"]
+    target = info["raw_state"][9:12]
+    assert np.linalg.norm(target - info["goal_pos"]) < 0.06, (target, info["goal_pos"])
+    pick = gym.make("PandaPick-v0", image_size=(32, 32))
+    assert "goal_pos" not in pick.reset(seed=0)[1]
+    pick.close()
