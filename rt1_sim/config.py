@@ -421,7 +421,7 @@ class EvalConfig:
     description: str = ""
     episodes: int = 100
     seed_start: int = EVAL_SEED_START
-    max_steps: int | None = None  # None: the env's registered limit (envs.MAX_EPISODE_STEPS)
+    max_steps: int | None = None  # None: the env's registered `max_episode_steps`
     env_id: str = DEFAULT_ENV_ID  # a registered gymnasium id
     env_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # the env's keyword options
     policy: EvalPolicyConfig = dataclasses.field(default_factory=EvalPolicyConfig)
@@ -536,6 +536,12 @@ class TrainConfig:
     # A torchvision-layout EfficientNet state_dict (e.g. ImageNet efficientnet_b3 for `paper`) loaded into the
     # image encoder before the first step; None: from scratch. Nothing is ever downloaded.
     imagenet_weights: str | None = None
+    # A training-only auxiliary loss (rt1_sim/model/state_head.py): a head on each frame's image tokens
+    # predicts the positions of the instruction's target object and of the task's goal, which the simulator
+    # logs per frame; its smooth-L1 loss times this weight is added to the action loss (0: no head). The
+    # weight falls linearly to 0 over the first aux_state_anneal_steps optimizer steps (None: it stays).
+    aux_state_weight: float = 0.0
+    aux_state_anneal_steps: int | None = None
     # also write checkpoint_last every N steps (0: at val_interval and before each evaluation only)
     checkpoint_every_steps: int = 0
     max_steps: int | None = None  # stop (validate, write checkpoint_last) after this many steps in all
@@ -580,11 +586,19 @@ class TrainConfig:
             "torch_threads",
             "eval_every_epochs",
             "eval_every_steps",
+            "aux_state_weight",
         )
         for name in nonnegative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        optional = ("num_train_episode", "max_steps", "eval_episodes", "num_val_threads", "num_eval_threads")
+        optional = (
+            "num_train_episode",
+            "max_steps",
+            "eval_episodes",
+            "num_val_threads",
+            "num_eval_threads",
+            "aux_state_anneal_steps",
+        )
         for name in optional:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or null), got {getattr(self, name)}")

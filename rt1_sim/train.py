@@ -76,6 +76,7 @@ from rt1_sim.model.instruction import (
     recorded_encoder,
 )
 from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
+from rt1_sim.model.state_head import STATE_NAMES, RT1WithStateHead, StateHead
 from rt1_sim.outputs import check_writable, make_folder, prepare_folder
 from rt1_sim.preprocess import images_to_tensor
 
@@ -134,13 +135,16 @@ RESUME_MAY_CHANGE = (
 # Keys a training checkpoint adds to the model's (rt1_sim.checkpoint.MODEL_KEYS). "step" counts optimizer
 # steps done; "epoch" / "epoch_step" say where the next step is (that epoch, after that many of its batches).
 TRAIN_KEYS = ("optimizer", "scheduler", "step", "epoch", "epoch_step", "rng", "config")
+# With the state head (aux_state_weight > 0): its validation error in metres per position, and its loss.
+STATE_COLUMNS = [f"val/state_error_m/{name}" for name in STATE_NAMES]
 # Per-dimension names are the dataset's columns (ee_command_position_x, ...), per-block ones the table's.
 VAL_COLUMNS = (
     ["val/loss", "val/token_acc", "val/loss_blank_instruction", "val/loss_other_images"]
     + [f"val/token_acc/{c}" for c in RESULTS_COLUMNS]
     + [f"val/action_mae/{d.name}" for d in ACTION_TABLE]
+    + STATE_COLUMNS
 )
-TRAIN_COLUMNS = ["train/loss", "train/token_acc", "train/lr", "train/samples_per_s"]
+TRAIN_COLUMNS = ["train/loss", "train/token_acc", "train/lr", "train/samples_per_s", "train/state_loss"]
 EVAL_COLUMNS = ["eval/success_rate", "eval/ci95_low", "eval/ci95_high"]
 METRIC_COLUMNS = ["step", "epoch", "time_s", *TRAIN_COLUMNS, *VAL_COLUMNS, *EVAL_COLUMNS]
 
@@ -380,11 +384,13 @@ def validate(
     job: Distributed,
     autocast: Any,
     blank_instruction: torch.Tensor,
+    head: StateHead | None = None,
 ) -> tuple[dict[str, float], list[float]]:
     """Cross-entropy (mean per token), per-dimension token accuracy and per-block action MAE (in the action
     table's units: metres, radians, ...) over every valid step of the validation windows, split over ranks;
     the cross-entropy of each part of `dataset` (each dataset folder) alone; and the two probes of
-    `probe_losses` (`blank_instruction` is the embedding of the empty instruction)."""
+    `probe_losses` (`blank_instruction` is the embedding of the empty instruction); with the state `head`,
+    its mean error in metres for each position (`val/state_error_m/<name>`) where the data logs it."""
     was_training = model.training
     model.eval()
     indices = list(range(job.rank, len(dataset), job.world_size))  # every window exactly once over all ranks
@@ -396,10 +402,14 @@ def validate(
     parts = torch.zeros(len(dataset.datasets), 2, dtype=torch.float64, device=device)  # ce, steps per part
     part_of = torch.as_tensor(np.searchsorted(dataset.cumulative_sizes, range(len(dataset)), side="right"))
     probes = torch.zeros(3, dtype=torch.float64, device=device)  # ce blank, ce other images, their steps
+    errors = torch.zeros(2, len(STATE_NAMES), dtype=torch.float64, device=device)  # metres, steps
     for indices_in_batch, batch in zip(batches, make_loader(dataset, batches, cfg, device, cfg.seed)):
         batch = to_device(batch, device)
         with autocast():
-            logits, _ = model(batch["images"], batch["instruction"], batch["valid"])
+            tokens = model.encode_window(batch["images"], batch["instruction"], batch["valid"])
+            logits = model.forward_tokens(tokens, batch["valid"])
+            if head is not None:
+                errors += state_errors(head, tokens, batch)
         probes += probe_losses(model, batch, blank_instruction.to(device), autocast)
         logits, valid, tokens = logits.float(), batch["valid"], batch["tokens"]
         sums[0] += F.cross_entropy(logits[valid].flatten(0, 1), tokens[valid].flatten(), reduction="sum")
@@ -415,6 +425,7 @@ def validate(
         dist.all_reduce(sums)
         dist.all_reduce(parts)
         dist.all_reduce(probes)
+        dist.all_reduce(errors)
     model.train(was_training)
     steps = sums[1].item()
     if steps == 0:
@@ -427,7 +438,20 @@ def validate(
     metrics.update({f"val/token_acc/{c}": v for c, v in zip(RESULTS_COLUMNS, acc)})
     for d in ACTION_TABLE:
         metrics[f"val/action_mae/{d.name}"] = float(np.mean(mae[ACTION_SLICES[d.name]]))
+    for name, (metres, n) in zip(STATE_NAMES, errors.T.tolist()):
+        if n > 0:
+            metrics[f"val/state_error_m/{name}"] = metres / n
     return metrics, [ce / max(n, 1.0) / a for ce, n in parts.tolist()]
+
+
+def state_errors(head: StateHead, tokens: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(2, len(STATE_NAMES)): the summed Euclidean error (metres) of each predicted position over the valid
+    steps where the data logs it, and the number of those steps."""
+    predicted = head.metres(head(tokens).float()).unflatten(-1, (len(STATE_NAMES), 3))  # (B, T, K, 3)
+    states = batch["states"].unflatten(-1, (len(STATE_NAMES), 3))
+    logged = batch["state_mask"].unflatten(-1, (len(STATE_NAMES), 3)).all(-1) & batch["valid"][..., None]
+    error = (predicted - states).norm(dim=-1)  # (B, T, K)
+    return torch.stack([(error * logged).sum((0, 1)), logged.sum((0, 1))]).double()
 
 
 def probe_losses(
@@ -637,6 +661,7 @@ class Trainer:
     scaler: torch.amp.GradScaler  # enabled for fp16 autocast only; otherwise every call passes through
     amp_dtype: torch.dtype | None
     suite: EvalConfig | None  # closed-loop evaluation suite
+    head: StateHead | None = None  # the training-only state head (aux_state_weight > 0); `model` holds it too
     state: TrainState = field(default_factory=TrainState)
     run_dir: Path | None = None
     metrics_log: MetricsLog | None = None  # rank 0 only
@@ -648,6 +673,17 @@ class Trainer:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimizer trains: the network's parameters, then the state head's."""
+        return list(self.raw.parameters()) + (list(self.head.parameters()) if self.head is not None else [])
+
+    def state_weight(self) -> float:
+        """The state loss's weight at the next step (aux_state_weight, annealed linearly to 0)."""
+        cfg = self.cfg
+        if cfg.aux_state_anneal_steps is None:
+            return cfg.aux_state_weight
+        return cfg.aux_state_weight * max(0.0, 1.0 - self.state.step / cfg.aux_state_anneal_steps)
 
     def clock(self) -> float:
         """Training seconds, continuing the clock of the run this one resumes."""
@@ -690,7 +726,12 @@ def build(
             raw.image_encoder.load_imagenet_weights(cfg.imagenet_weights)
         except (OSError, RuntimeError, ValueError) as e:
             raise ConfigError(f"{source}: imagenet_weights {cfg.imagenet_weights}: {e}") from None
-    optimizer = torch.optim.AdamW(raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    head, model = None, raw  # a run without the state head draws no random numbers for one
+    if cfg.aux_state_weight > 0:
+        head = StateHead(raw.tokens_per_frame, cfg.network.token_embedding_size_per_image).to(device)
+        model = RT1WithStateHead(raw, head)
+    params = list(raw.parameters()) + (list(head.parameters()) if head is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = cfg.scheduler_configs
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, sched.T_0, sched.T_mult, sched.eta_min
@@ -699,7 +740,9 @@ def build(
         {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device.type == "cuda" else None
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    return Trainer(cfg, source, device, job, data, raw, raw, optimizer, scheduler, scaler, amp_dtype, suite)
+    return Trainer(
+        cfg, source, device, job, data, raw, model, optimizer, scheduler, scaler, amp_dtype, suite, head
+    )
 
 
 def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
@@ -711,6 +754,8 @@ def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
     check_compatible(state, model_config(t.raw, encoder_settings(t.data.instruction_encoder)), path)
     try:
         t.raw.load_state_dict(state["model"])
+        if t.head is not None:
+            t.head.load_state_dict(state["state_head"])
         t.optimizer.load_state_dict(state["optimizer"])
         t.scheduler.load_state_dict(state["scheduler"])
         if t.scaler.is_enabled() and "grad_scaler" in state:
@@ -757,19 +802,29 @@ def run_folder_open(t: Trainer, checked: Preflight) -> Iterator[None]:
                 t.metrics_log.close()
 
 
-def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(
+    t: Trainer, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One optimizer step on a batch: forward under autocast, backward (scaled for fp16), clip, step.
-    Returns (logits (B, T, A, vocab), loss)."""
+    Returns (logits (B, T, A, vocab), action loss, state loss | None); the step minimises the action loss
+    plus the weighted state loss when the run has a state head."""
+    inputs = (batch["images"], batch["instruction"], batch["valid"])
+    aux = None
     with t.autocast():
-        logits, loss = t.model(batch["images"], batch["instruction"], batch["valid"], None, batch["tokens"])
+        if t.head is None:
+            logits, loss = t.model(*inputs, None, batch["tokens"])
+            total = loss
+        else:
+            logits, loss, aux = t.model(*inputs, batch["tokens"], batch["states"], batch["state_mask"])
+            total = loss + t.state_weight() * aux
     t.optimizer.zero_grad(set_to_none=True)
-    t.scaler.scale(loss).backward()
+    t.scaler.scale(total).backward()
     t.scaler.unscale_(t.optimizer)  # clip the true gradients
     if t.cfg.grad_clip_norm > 0:
-        torch.nn.utils.clip_grad_norm_(t.raw.parameters(), t.cfg.grad_clip_norm)
+        torch.nn.utils.clip_grad_norm_(t.parameters(), t.cfg.grad_clip_norm)
     t.scaler.step(t.optimizer)
     t.scaler.update()
-    return logits, loss
+    return logits, loss, aux
 
 
 def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
@@ -793,14 +848,14 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
     with bar:
         for batch in make_loader(t.data.train, batches[done:], cfg, t.device, cfg.seed + epoch):
             batch = to_device(batch, t.device)
-            logits, loss = train_step(t, batch)
+            logits, loss, aux = train_step(t, batch)
             state.step += 1
             done += 1
             lr = t.optimizer.param_groups[0]["lr"]  # the rate this step used
             if cfg.scheduler_configs.interval == "step":
                 t.scheduler.step(epoch + done / len(batches))
             hits, steps = token_hits(t.raw.tokenizer, logits.detach(), batch["tokens"], batch["valid"])
-            window.add(loss, hits, steps * hits.numel(), len(batch["valid"]))
+            window.add(loss, hits, steps * hits.numel(), len(batch["valid"]), aux)
             bar.update(1)
             stopping = _max_steps_reached(t)
             if state.step % cfg.log_every_steps == 0 or done == len(batches) or stopping:
@@ -898,6 +953,8 @@ def save(t: Trainer, name: str, epoch: int, epoch_step: int) -> None:
     )
     if t.scaler.is_enabled():
         state["grad_scaler"] = t.scaler.state_dict()
+    if t.head is not None:
+        state["state_head"] = t.head.state_dict()
     save_checkpoint(t.run_dir / name, state)
 
 
@@ -906,7 +963,7 @@ def validate_and_log(t: Trainer, epoch: float) -> bool:
     if t.data.val is None:
         return False
     blank = torch.as_tensor(t.data.instruction_encoder(""), dtype=torch.float32)
-    metrics, part_losses = validate(t.raw, t.data.val, t.cfg, t.device, t.job, t.autocast, blank)
+    metrics, part_losses = validate(t.raw, t.data.val, t.cfg, t.device, t.job, t.autocast, blank, t.head)
     t.last["val"] = metrics
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.count("/") == 1)
     log.info("epoch %g, step %d: %s", epoch, t.state.step, summary)
@@ -976,7 +1033,7 @@ def train(
         # The 1x1 convolutions' weight gradients differ from their bucket views only in the strides of size-1
         # dimensions (same memory layout); DDP's warning about it is a false positive.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        t.model = DistributedDataParallel(t.raw, device_ids=[device] if device.type == "cuda" else None)
+        t.model = DistributedDataParallel(t.model, device_ids=[device] if device.type == "cuda" else None)
     sampler = DistributedSampler(
         t.data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed
     )
@@ -1074,13 +1131,19 @@ class _Window:
 
     def __init__(self, device: torch.device) -> None:
         self.sums = torch.zeros(
-            4, dtype=torch.float64, device=device
-        )  # loss (per step), hits, tokens, samples
+            5, dtype=torch.float64, device=device
+        )  # loss (per step), hits, tokens, samples, state loss (per step)
         self.steps = 0
         self.start = time.perf_counter()
+        self.has_aux = False
 
-    def add(self, loss: torch.Tensor, hits: torch.Tensor, tokens: int, samples: int) -> None:
+    def add(
+        self, loss: torch.Tensor, hits: torch.Tensor, tokens: int, samples: int, aux: torch.Tensor | None
+    ) -> None:
         self.sums[0] += loss.detach().double()
+        if aux is not None:
+            self.sums[4] += aux.detach().double()
+            self.has_aux = True
         self.sums[1] += hits.sum()
         self.sums[2] += tokens
         self.sums[3] += samples
@@ -1090,12 +1153,14 @@ class _Window:
         """Mean loss and token accuracy since the last call (all ranks), samples/s of the whole job."""
         if job.enabled:
             dist.all_reduce(self.sums)
-        loss, hits, tokens, samples = self.sums.tolist()
+        loss, hits, tokens, samples, aux = self.sums.tolist()
         out = {
             "train/loss": loss / (self.steps * job.world_size),
             "train/token_acc": hits / max(tokens, 1.0),
             "train/samples_per_s": samples / (time.perf_counter() - self.start),
         }
+        if self.has_aux:
+            out["train/state_loss"] = aux / (self.steps * job.world_size)
         self.sums.zero_()
         self.steps = 0
         self.start = time.perf_counter()

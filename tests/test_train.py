@@ -692,3 +692,52 @@ def test_resuming_a_run_logged_before_a_metric_existed_keeps_its_rows(tmp_path: 
     kept = pd.read_csv(tmp_path / METRICS_FILE)
     assert list(kept.columns) == METRIC_COLUMNS and kept["step"].tolist() == [10, 20]
     assert kept["train/loss"].tolist() == [1.0, 2.0] and kept["val/loss_blank_instruction"].isna().all()
+
+
+def test_state_head_trains_logs_and_resumes_bit_exactly(tiny_tabletop_root: Path, tmp_path: Path) -> None:
+    """aux_state_weight > 0: the head's loss is logged and annealed, its validation error is reported per
+    position, the checkpoint keeps its weights apart (the policy loads the checkpoint as any other), and a
+    resumed run gives the same weights, head included, as an uninterrupted one."""
+    config = tiny_config(
+        tiny_tabletop_root,
+        tmp_path,
+        batch_size=4,
+        epochs=1,
+        num_val_episode=1,
+        deterministic=True,
+        aux_state_weight=1.0,
+        aux_state_anneal_steps=4,
+        instruction_encoder="hash",
+    )
+    path = write_config(tmp_path / "s.json", config)
+    run_train(path, "run_name=whole")
+    run_train(path, "run_name=part", "max_steps=2")
+    run_train(path, "resume=true", f"resume_from_checkpoint={tmp_path / 'part' / LAST_CHECKPOINT}")
+    whole = torch.load(tmp_path / "whole" / LAST_CHECKPOINT, weights_only=True)
+    again = torch.load(tmp_path / "part" / LAST_CHECKPOINT, weights_only=True)
+    assert set(whole["state_head"]) and not any(k.startswith("head.") for k in whole["model"])
+    for part in ("model", "state_head"):
+        for key, tensor in whole[part].items():
+            assert torch.equal(tensor, again[part][key]), (part, key)
+    metrics = pd.read_csv(tmp_path / "whole" / METRICS_FILE)
+    assert metrics["train/state_loss"].dropna().gt(0).all()
+    val = metrics.dropna(subset=["val/loss"]).iloc[-1]
+    # every family logs a target and a goal: both errors are metres, finite and within the workspace
+    assert 0 < val["val/state_error_m/target"] < 1 and 0 < val["val/state_error_m/goal"] < 1
+    policy = RT1Policy.from_checkpoint(tmp_path / "whole" / LAST_CHECKPOINT)
+    assert policy.model.training is False
+
+
+def test_state_weight_anneals_linearly_to_zero() -> None:
+    from rt1_sim.train import Trainer, TrainState
+
+    cfg = TrainConfig(aux_state_weight=0.5, aux_state_anneal_steps=10)
+    t = Trainer.__new__(Trainer)
+    t.cfg, t.state = cfg, TrainState(step=0)
+    assert t.state_weight() == 0.5
+    t.state = TrainState(step=5)
+    assert t.state_weight() == pytest.approx(0.25)
+    t.state = TrainState(step=20)
+    assert t.state_weight() == 0.0
+    t.cfg = TrainConfig(aux_state_weight=0.5)
+    assert t.state_weight() == 0.5

@@ -5,6 +5,7 @@ the network's image size, opened with `np.memmap` by every run, rank and DataLoa
 <data_path>.frame_cache/frames_<H>x<W>_<view+view>/      (next to the dataset; or under `cache_dir`)
   <view>.npy       (N, H, W, 3) uint8, frame j of episode k at row starts[k] + j
   actions.npy      (N, ACTION_SIZE) float32
+  states.npy       (N, STATE_SIZE) float32: target and goal positions (rt1_sim.data.windows.episode_states)
   index.json       key, starts, instructions, file sizes and a CRC-32 per episode and file; written last
 frames_<H>x<W>_<view+view>.lock                            (fcntl.flock: one process builds, the others wait)
 ```
@@ -41,14 +42,15 @@ from tqdm import tqdm
 from envs.spaces import ACTION_SIZE, DATASET_INFO_FILE, EPISODE_DIR, RGB_DIR
 from rt1_sim.config import FRAME_CACHE_MODES
 from rt1_sim.data.episodes import CACHE_SUFFIX, DatasetError, list_episodes, read_episode
-from rt1_sim.data.windows import FrameCache, load_frame_cache
+from rt1_sim.data.windows import STATE_SIZE, FrameCache, episode_states, load_frame_cache
 from rt1_sim.preprocess import resize_images
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: states.npy
 INDEX_FILE = "index.json"
 ACTIONS_FILE = "actions.npy"
+STATES_FILE = "states.npy"
 TMP_PREFIX = ".tmp_"
 
 
@@ -118,6 +120,7 @@ class FrameStore:
     starts: np.ndarray  # (K + 1,) int64 row offsets of all K episodes
     actions: np.ndarray  # (N, ACTION_SIZE) float32
     instructions: list[str]
+    states: np.ndarray  # (N, STATE_SIZE) float32
 
     def select(self, episodes: Sequence[int]) -> FrameCache:
         """The FrameCache of `episodes` (dataset indices, in this order), frames read from the cache files."""
@@ -140,6 +143,7 @@ class FrameStore:
             starts=starts,
             instructions=[self.instructions[i] for i in ids],
             episodes=list(episodes),
+            states=self.states[np.asarray(rows, np.int64)],
         )
 
 
@@ -314,8 +318,8 @@ def _open_valid(
         reason = _check_file(folder / name, entry, starts, verify)
         if reason:
             return None, reason
-    actions = np.load(folder / ACTIONS_FILE)
-    return FrameStore(folder, views, starts, actions, index["instructions"]), ""
+    actions, states = np.load(folder / ACTIONS_FILE), np.load(folder / STATES_FILE)
+    return FrameStore(folder, views, starts, actions, index["instructions"], states), ""
 
 
 def _check_file(path: Path, entry: dict[str, Any], starts: np.ndarray, verify: bool) -> str:
@@ -360,7 +364,8 @@ def _build(
         )
     for stale in folder.glob(f"{TMP_PREFIX}*"):  # left by a build that was killed
         stale.unlink()
-    tmp = {name: folder / f"{TMP_PREFIX}{name}" for name in [f"{v}.npy" for v in views] + [ACTIONS_FILE]}
+    names = [f"{v}.npy" for v in views] + [ACTIONS_FILE, STATES_FILE]
+    tmp = {name: folder / f"{TMP_PREFIX}{name}" for name in names}
     try:
         files, instructions = _write_frames(root, views, image_size, lengths, tmp, progress)
         index = {
@@ -409,6 +414,7 @@ def _write_frames(
         for v in views
     }
     actions = np.zeros((total, ACTION_SIZE), np.float32)
+    states = np.zeros((total, STATE_SIZE), np.float32)
     crcs: dict[str, list[int]] = {name: [] for name in tmp}
     instructions, row = [], 0
     bar = tqdm(
@@ -427,12 +433,15 @@ def _write_frames(
             crcs[f"{v}.npy"].append(zlib.crc32(resized))
         actions[row : row + length] = episode.actions
         crcs[ACTIONS_FILE].append(zlib.crc32(actions[row : row + length]))
+        states[row : row + length] = episode_states(episode)
+        crcs[STATES_FILE].append(zlib.crc32(states[row : row + length]))
         instructions.append(episode.instruction)
         row += length
     for v in views:
         frames[v].flush()
     del frames  # unmapped: the files are complete
     np.save(tmp[ACTIONS_FILE], actions)
+    np.save(tmp[STATES_FILE], states)
     return {name: _file_entry(path, crcs[name]) for name, path in tmp.items()}, instructions
 
 

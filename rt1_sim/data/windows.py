@@ -26,8 +26,8 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
 
-from envs.spaces import ACTION_SIZE
-from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode
+from envs.spaces import ACTION_SIZE, JOINT_COLUMNS
+from rt1_sim.data.episodes import DatasetError, Episode, list_episodes, read_episode
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
 from rt1_sim.preprocess import resize_images
@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 
 
 SMOKE_CONFIG = "train_configs/smoke.json"
+# Privileged state per frame, for the training-only state head (rt1_sim.model.state_head): the target's
+# position, then the goal position (NaN where the dataset logs none).
+STATE_SIZE = 6
+
+
+def episode_states(episode: Episode) -> np.ndarray:
+    """(L, STATE_SIZE) float32: the target object's xyz (results_raw.csv's tar_obj_pose_x/y/z) and the goal's
+    (goal_pos_x/y/z, NaN when the episode has none)."""
+    target = episode.raw_states[:, len(JOINT_COLUMNS) : len(JOINT_COLUMNS) + 3]
+    goal = episode.goals if episode.goals is not None else np.full((len(episode), 3), np.nan)
+    return np.concatenate([target, goal], axis=1).astype(np.float32)
 
 
 def split_episodes(
@@ -74,6 +85,7 @@ class FrameCache:
     starts: np.ndarray  # (K + 1,) int64 offsets of the K episodes
     instructions: list[str]  # per episode
     episodes: list[int]  # dataset index (data_XXX) of each episode
+    states: np.ndarray | None = None  # (N, STATE_SIZE) float32 (`episode_states`); None: not loaded
 
     @property
     def lengths(self) -> np.ndarray:
@@ -95,7 +107,7 @@ def load_frame_cache(
     file); frames of another size are resized to `image_size` (H, W) here, once."""
     lengths = list_episodes(root, views)
     frames: dict[str, list[np.ndarray]] = {v: [] for v in views}
-    actions, instructions, starts = [], [], [0]
+    actions, states, instructions, starts = [], [], [], [0]
     resized = False
     for index in tqdm(episodes, desc="decode episodes", unit="ep", disable=not progress, mininterval=1.0):
         if not 0 <= index < len(lengths):
@@ -105,6 +117,7 @@ def load_frame_cache(
             resized |= episode.images[v].shape[1:3] != image_size
             frames[v].append(resize_images(episode.images[v], image_size))
         actions.append(episode.actions)
+        states.append(episode_states(episode))
         instructions.append(episode.instruction)
         starts.append(starts[-1] + len(episode))
     if resized:
@@ -117,6 +130,7 @@ def load_frame_cache(
         starts=np.asarray(starts, np.int64),
         instructions=instructions,
         episodes=list(episodes),
+        states=np.concatenate(states) if states else np.zeros((0, STATE_SIZE), np.float32),
     )
 
 
@@ -147,7 +161,9 @@ class WindowDataset(Dataset):
     """History windows over a FrameCache; item k is the window ending at the k-th target frame.
 
     Item: {"images": (T, V, H, W, 3) uint8, "valid": (T,) bool, "tokens": (T, A) int64 action tokens,
-    "actions": (T, A) float32 (the continuous targets), "instruction": (E,) float32}.
+    "actions": (T, A) float32 (the continuous targets), "instruction": (E,) float32}, and, when the cache
+    holds them, "states": (T, STATE_SIZE) float32 privileged positions with "state_mask" (T, STATE_SIZE) bool
+    (False at padding and where the dataset logs none).
     `augment` (training only) crops every window with a generator seeded by (seed, epoch, item): the data of
     an epoch does not depend on worker count, order of loading, or where a run was resumed. `index_offset` is
     added to the item for that seed: the windows of several datasets, concatenated (`WindowConcat`), are
@@ -217,13 +233,21 @@ class WindowDataset(Dataset):
         tokens[t - n :] = self.tokens[first : end + 1]
         actions = np.zeros((t, ACTION_SIZE), np.float32)
         actions[t - n :] = self.actions[first : end + 1]
-        return {
+        item = {
             "images": images,  # (T, V, H, W, 3)
             "valid": valid,
             "tokens": tokens,
             "actions": actions,
             "instruction": self.instructions[episode],
         }
+        if cache.states is not None:
+            logged = cache.states[first : end + 1]  # (n, STATE_SIZE), NaN where not logged
+            states = np.zeros((t, STATE_SIZE), np.float32)
+            mask = np.zeros((t, STATE_SIZE), bool)
+            mask[t - n :] = np.isfinite(logged)
+            states[t - n :] = np.nan_to_num(logged)
+            item.update(states=states, state_mask=mask)
+        return item
 
 
 class WindowConcat(ConcatDataset):

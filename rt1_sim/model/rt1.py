@@ -205,6 +205,15 @@ class RT1(nn.Module):
         proprio (B, T, PROPRIO_SIZE), target_tokens (B, T, A) long -> (logits (B, T, A, vocab), loss | None).
 
         Only valid frames are encoded (padding neither costs compute nor enters BatchNorm statistics)."""
+        logits = self.forward_tokens(self.encode_window(images, instruction, valid), valid, proprio)
+        loss = action_loss(logits, target_tokens, valid) if target_tokens is not None else None
+        return logits, loss
+
+    def encode_window(
+        self, images: torch.Tensor, instruction: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """images (B, T, V, 3, H, W), instruction (B, E), valid (B, T) -> frame tokens (B, T, V * n, D), zeros
+        at invalid steps (which are not encoded)."""
         b, t = images.shape[:2]
         frames = images.flatten(0, 1)  # (B * T, V, 3, H, W)
         context = instruction.repeat_interleave(t, dim=0)  # (B * T, E)
@@ -214,9 +223,7 @@ class RT1(nn.Module):
             keep = valid.flatten()  # (B * T,)
             encoded = self.encode_frames(frames[keep], context[keep])  # (M, V * n, D)
             tokens = encoded.new_zeros(b * t, *encoded.shape[1:]).index_put((keep,), encoded)
-        logits = self.forward_tokens(tokens.view(b, t, *tokens.shape[1:]), valid, proprio)
-        loss = action_loss(logits, target_tokens, valid) if target_tokens is not None else None
-        return logits, loss
+        return tokens.view(b, t, *tokens.shape[1:])  # (B, T, V * n, D)
 
 
 def action_loss(
