@@ -36,7 +36,7 @@ import torch
 from envs.spaces import ACTION_HIGH, ACTION_LOW, CAMERA_NAMES
 from rt1_sim.config import PRESETS, get_preset
 from rt1_sim.data.frame_cache import FrameStore
-from rt1_sim.data.windows import FrameCache, RandomCrop, WindowDataset, collate_windows
+from rt1_sim.data.windows import STATE_SIZE, FrameCache, RandomCrop, WindowDataset, collate_windows
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import HashInstructionEncoder
 from rt1_sim.model.rt1 import RT1, action_loss
@@ -58,10 +58,11 @@ def synthetic_dataset(
         starts=np.arange(0, n + 1, args.episode_length, dtype=np.int64),
         instructions=["pick up the red cube"] * args.episodes,
         episodes=list(range(args.episodes)),
+        states=rng.uniform(-0.3, 0.7, (n, STATE_SIZE)).astype(np.float32),
     )
     for view, array in frames.items():
         np.save(folder / f"{view}.npy", array)
-    store = FrameStore(folder, CAMERA_NAMES, cache.starts, cache.actions, cache.instructions)
+    store = FrameStore(folder, CAMERA_NAMES, cache.starts, cache.actions, cache.instructions, cache.states)
     common = {
         "time_sequence_length": args.time_sequence_length,
         "predicting_next_ts": False,

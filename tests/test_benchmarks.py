@@ -60,3 +60,25 @@ def test_instruction_encoder_benchmark_times_use_and_tables_cosines() -> None:
     held, other = mean["held-out paraphrase, same command"], mean["another family"]
     assert held["pairs"] == other["pairs"] == 12  # 6 families x 2 seeds, every held-out scene the same target
     assert held["use"] > other["use"] and abs(held["hash"]) < 0.2  # USE relates paraphrases; hash does not
+
+
+def test_train_step_options_times_each_variant_on_the_same_batches() -> None:
+    result = run_json(
+        "train_step_options.py",
+        "--preset",
+        "micro",
+        "--image-size",
+        "32",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "2",
+        "--variants",
+        "eager",
+        "state_head",
+    )
+    assert set(result["samples_per_s"]) == {"eager", "state_head"}
+    assert all(rate > 0 for rate in result["samples_per_s"].values())
+    assert result["ratio_to_eager"]["eager"] == 1.0
