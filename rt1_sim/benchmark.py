@@ -33,6 +33,7 @@ from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, config_to_dict, load_co
 from rt1_sim.env_options import checked_env
 from rt1_sim.errors import ConfigError
 from rt1_sim.eval import evaluate, resolve_policy
+from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER
 from rt1_sim.eval.results import RESULTS_FILE, sha256
 from rt1_sim.eval.stats import rate_block
 from rt1_sim.files import atomic_write_text
@@ -202,7 +203,9 @@ def _checkpoint_sha(config: EvalConfig) -> str | None:
     return sha256(choice.checkpoint) if choice.checkpoint is not None else None
 
 
-def run_cell(out: Path, cell: Cell, workers: int, examples: bool = True) -> dict[str, Any]:
+def run_cell(
+    out: Path, cell: Cell, workers: int, examples: bool = True, envs_per_worker: int = 1
+) -> dict[str, Any]:
     """Evaluate one cell (or reuse its finished results) and return its entry of benchmark.json."""
     entry: dict[str, Any] = {"split": cell.split, "family": cell.family}
     if cell.config is None:
@@ -212,7 +215,13 @@ def run_cell(out: Path, cell: Cell, workers: int, examples: bool = True) -> dict
     reused = results is not None
     if results is None:
         results = evaluate(
-            cell.config, cell_dir, workers, video="none", progress=False, overwrite=True
+            cell.config,
+            cell_dir,
+            workers,
+            video="none",
+            progress=False,
+            overwrite=True,
+            envs_per_worker=envs_per_worker,
         ).results
     rows = results["per_episode"]
     entry.update(
@@ -375,8 +384,10 @@ def run_benchmark(
     workers: int = 1,
     progress: bool = True,
     examples: bool = True,
+    envs_per_worker: int = 1,
 ) -> dict[str, Any]:
-    """Run (or resume) every cell, then write benchmark.json, benchmark.md and report.html into `out`."""
+    """Run (or resume) every cell, then write benchmark.json, benchmark.md and report.html into `out`;
+    `workers` processes of `envs_per_worker` envs each run a cell's episodes."""
     manifest = load_manifest(suites)
     policy = resolve_benchmark_policy(policy)
     episodes = episodes or manifest.episodes_per_cell
@@ -389,7 +400,7 @@ def run_benchmark(
     bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)
     for cell in bar:
         bar.set_postfix_str(f"{cell.split}/{cell.family}", refresh=True)
-        entries.append(run_cell(out, cell, workers, examples))
+        entries.append(run_cell(out, cell, workers, examples, envs_per_worker))
     summary = {
         "policy": {
             "name": policy,
@@ -431,6 +442,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="parallel env processes; does not change results"
     )
     parser.add_argument(
+        "--envs-per-worker",
+        type=int,
+        default=DEFAULT_ENVS_PER_WORKER,
+        help="envs each worker steps together (RT-1: one batched forward; default "
+        f"{DEFAULT_ENVS_PER_WORKER}); does not change results",
+    )
+    parser.add_argument(
         "--out", type=Path, help="output folder (default: runs/benchmark/<policy>); re-run to resume"
     )
     parser.add_argument("--no-examples", action="store_true", help="skip the two example videos per cell")
@@ -440,8 +458,16 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / "benchmark" / Path(args.policy).stem
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.envs_per_worker < 1:
+        raise ConfigError(f"--envs-per-worker must be >= 1, got {args.envs_per_worker}")
     summary = run_benchmark(
-        args.policy, out, args.suites, args.episodes_per_cell, args.workers, examples=not args.no_examples
+        args.policy,
+        out,
+        args.suites,
+        args.episodes_per_cell,
+        args.workers,
+        examples=not args.no_examples,
+        envs_per_worker=args.envs_per_worker,
     )
     print(table_markdown(summary))
     print(f"wrote {out / BENCHMARK_FILE}, {out / TABLE_FILE} and {out / REPORT_FILE}")

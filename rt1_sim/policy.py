@@ -178,6 +178,32 @@ class RT1Policy:
             if instruction is not None:
                 h.context[env_index] = self._embed(instruction)
 
+    def start(self, instructions: Sequence[str]) -> None:
+        """Start a batch of len(instructions) envs, env i told instructions[i] (what `reset` and the first
+        `act` do for envs that share one instruction)."""
+        import torch
+
+        self._history = self._new_history(len(instructions))
+        with torch.inference_mode():
+            self._history.context = torch.stack([self._embed(text) for text in instructions])
+
+    def retain(self, rows: Sequence[int]) -> None:
+        """Keep only these envs of the running batch (their histories in this order): envs whose episodes are
+        over and get no new one leave the batch, so the next `act` computes only what is still needed."""
+        import torch
+
+        h = self._history
+        if h is None:
+            raise ValueError("retain() keeps envs of a running batch; call act() or start() first")
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            self._history = _History(
+                tokens=h.tokens[index],
+                proprio=h.proprio[index] if h.proprio is not None else None,
+                valid=h.valid[index],
+                context=h.context[index],
+            )
+
     def act(self, obs: dict[str, np.ndarray] | Sequence[dict[str, np.ndarray]]) -> np.ndarray:
         """Flat float32 action (ACTION_SIZE,) for one observation dict, (N, ACTION_SIZE) for N envs."""
         return self.act_with_logits(obs)[0]
@@ -251,3 +277,53 @@ class RT1Policy:
             valid=torch.zeros(n, t, dtype=torch.bool, device=self.device),
             context=self._context.expand(n, -1).clone(),
         )
+
+
+class SharedBatch:
+    """A VectorPolicy (rt1_sim.rollout) over one batched policy (RT1Policy): every slot with an episode under
+    way is one env of its batch, so one `act` is one forward pass for all of them. A slot that begins a new
+    episode restarts its env (`reset(instruction, env_index)`); a slot that ends with none to follow leaves
+    the batch (`retain`)."""
+
+    def __init__(self, policy: RT1Policy) -> None:
+        self.policy = policy
+        self.rows: list[int] | None = None  # the slot of each env of the batch, in batch order
+        self.begun: dict[int, str] = {}  # slot -> instruction of an episode begun since the last act
+
+    def begin(self, slot: int, seed: int, instruction: str) -> None:
+        self.begun[slot] = instruction
+
+    def end(self, slot: int) -> None:
+        pass  # the slot's env leaves the batch at the next act unless a new episode begins in it
+
+    def act(self, obs: Mapping[int, dict[str, np.ndarray]]) -> dict[int, np.ndarray]:
+        slots = sorted(obs)
+        if self.rows is None:
+            self.policy.start([self.begun[slot] for slot in slots])
+            self.rows = slots
+        else:
+            for slot, instruction in self.begun.items():
+                self.policy.reset(instruction, env_index=self.rows.index(slot))
+            if slots != self.rows:
+                self.policy.retain([self.rows.index(slot) for slot in slots])
+                self.rows = slots
+        self.begun.clear()
+        actions = self.policy.act([obs[slot] for slot in slots])
+        return {slot: action for slot, action in zip(slots, actions)}
+
+
+class TellInstead:
+    """A VectorPolicy that tells `policy` `told[seed]` instead of each episode's own instruction (the
+    language ablations of `rt1-sim benchmark`)."""
+
+    def __init__(self, policy: Any, told: Mapping[int, str]) -> None:
+        self.policy, self.told = policy, told
+
+    def begin(self, slot: int, seed: int, instruction: str) -> None:
+        self.policy.begin(slot, seed, self.told[seed])
+
+    def act(self, obs: Mapping[int, dict[str, np.ndarray]]) -> dict[int, np.ndarray]:
+        return self.policy.act(obs)
+
+    def end(self, slot: int) -> None:
+        self.policy.end(slot)

@@ -82,3 +82,12 @@ def test_train_step_options_times_each_variant_on_the_same_batches() -> None:
     assert set(result["samples_per_s"]) == {"eager", "state_head"}
     assert all(rate > 0 for rate in result["samples_per_s"].values())
     assert result["ratio_to_eager"]["eager"] == 1.0
+
+
+def test_eval_batching_measures_each_k_with_the_same_results() -> None:
+    result = run_json(
+        "eval_batching.py", "--episodes", "3", "--envs", "1", "2", "--workers", "1", "--rounds", "1"
+    )
+    assert set(result["episodes_per_min"]) == {"1", "2"}
+    assert all(rate > 0 for rate in result["episodes_per_min"].values())
+    assert result["same_results"] == {"1": True, "2": True}

@@ -362,3 +362,38 @@ def test_a_suite_without_max_steps_takes_the_envs_limit(tmp_path, caplog):
     assert "episode limit: 200 steps (the env's registered limit)" in caplog.text
     capped = ev.evaluate(replace(tabletop, max_steps=3), tmp_path / "set", progress=False)
     assert capped.results["max_steps"] == 3 and capped.per_episode[0]["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    ("policy", "env_id", "env_options", "max_steps"),
+    [
+        # the bundled RT-1 on PandaPick-v0's hard variations: successes, failures and episodes that end at
+        # different steps, so envs are refilled while the others run and the batch shrinks at the end
+        ("auto", "PandaPick-v0", {"cube_color": "random", "num_distractors": 2, "image_size": [96, 96]}, 30),
+        # one scripted expert per env, all six families
+        ("scripted", "PandaTabletop-v0", {"task": "mix", "image_size": [32, 32]}, None),
+    ],
+)
+def test_envs_per_worker_changes_no_row_and_no_action(tmp_path, policy, env_id, env_options, max_steps):
+    """K envs per worker (one batched RT-1 forward for all of them) give the same episodes.csv and, step for
+    step, the same actions as one env per worker."""
+    suite = EvalConfig(
+        name="batching",
+        episodes=7,
+        seed_start=EVAL_SEED_START + 40,
+        max_steps=max_steps,
+        env_id=env_id,
+        env_options=env_options,
+        policy=EvalPolicyConfig(name=policy),
+    )
+    rows, actions = {}, {}
+    for k in (1, 3):
+        out, record = tmp_path / f"k{k}", tmp_path / f"record{k}"
+        ev.evaluate(suite, out, envs_per_worker=k, record=record, progress=False)
+        rows[k] = pd.read_csv(out / "episodes.csv")
+        lengths = list_episodes(record, CAMERA_NAMES)
+        actions[k] = [read_episode(record, CAMERA_NAMES, i, n).actions for i, n in enumerate(lengths)]
+    pd.testing.assert_frame_equal(rows[1], rows[3])
+    assert len(set(rows[1]["steps"])) > 1  # episodes of different lengths: envs were refilled
+    for a, b in zip(actions[1], actions[3], strict=True):
+        assert np.array_equal(a, b)

@@ -11,7 +11,7 @@ from pathlib import Path
 from rt1_sim.config import EvalConfig, add_override_argument, load_config
 from rt1_sim.distributed import available_cores, destroy_process_group, init_process_group, launch_environment
 from rt1_sim.errors import ConfigError
-from rt1_sim.eval.harness import LOG_FILE, evaluate
+from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER, LOG_FILE, evaluate
 from rt1_sim.eval.video import VIDEO_MIN_HEIGHT, VIDEO_MODES
 from rt1_sim.resources import ASSETS, bundled_checkpoint, default_eval_suite, resource_path
 
@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="parallel env processes per torchrun process (default: the available cores); "
         "does not change the results",
+    )
+    parser.add_argument(
+        "--envs-per-worker",
+        type=int,
+        default=DEFAULT_ENVS_PER_WORKER,
+        help="envs each worker steps together; an RT-1 policy acts for all of them in one forward pass "
+        f"(default {DEFAULT_ENVS_PER_WORKER}); does not change the results",
     )
     parser.add_argument(
         "--video",
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             video_scale=args.video_scale,
             overrides=args.overrides,
             log_file=True,
+            envs_per_worker=args.envs_per_worker,
         )
     finally:
         destroy_process_group()

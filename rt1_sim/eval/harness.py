@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -37,10 +37,16 @@ from rt1_sim.eval.results import (
 from rt1_sim.eval.video import VIDEO_MODES
 from rt1_sim.logs import log_to_file
 from rt1_sim.outputs import make_folder, prepare_folder
-from rt1_sim.policy import Policy
 from rt1_sim.pool import worker_pool
 
+if TYPE_CHECKING:
+    from rt1_sim.policy import RT1Policy
+
 log = logging.getLogger(__name__)
+# Episodes per env in a chunk of seeds that a worker takes at a time (seed_chunks).
+CHUNK_ROUNDS = 4
+# Envs a worker steps together by default (eval and benchmark --envs-per-worker; benchmarks/eval_batching.py).
+DEFAULT_ENVS_PER_WORKER = 1
 
 LOG_FILE = "eval.log"
 # What a run writes into --out and into --record: what --overwrite may replace.
@@ -166,25 +172,38 @@ class Outputs:
             dist.barrier()
 
 
+def seed_chunks(seeds: Sequence[int], envs_per_worker: int) -> list[list[int]]:
+    """`seeds` cut into the chunks workers take one at a time: CHUNK_ROUNDS episodes per env of a worker,
+    so every env has a queue to refill from, and the workers stay balanced."""
+    size = CHUNK_ROUNDS * envs_per_worker
+    return [list(seeds[i : i + size]) for i in range(0, len(seeds), size)]
+
+
 def run_shard(
-    job: worker.EvalJob, seeds: Sequence[int], workers: int, rt1: Policy | None, progress: bool
+    job: worker.EvalJob, seeds: Sequence[int], workers: int, rt1: RT1Policy | None, progress: bool
 ) -> list[dict[str, Any]]:
-    """Run `seeds` in seed order with `workers` processes (1: in this process, with the loaded `rt1`)."""
+    """Run `seeds` with `workers` processes (1: in this process, with the loaded `rt1`), each stepping
+    `job.envs_per_worker` envs; outcomes come back per chunk of seeds, the chunks in seed order."""
     outcomes: list[dict[str, Any]] = []
     successes = 0
     bar = tqdm(total=len(seeds), unit="ep", desc="eval", disable=not progress, mininterval=0.5)
     pool = worker_pool(workers, worker.init_worker, (job,), worker.close_worker, local_initargs=(job, rt1))
     with bar, pool as imap:
-        for outcome in imap(worker.run_episode, seeds):
-            outcomes.append(outcome)
-            successes += outcome["row"]["success"]
-            bar.update(1)
+        for chunk in imap(worker.run_episodes, seed_chunks(seeds, job.envs_per_worker)):
+            outcomes.extend(chunk)
+            successes += sum(outcome["row"]["success"] for outcome in chunk)
+            bar.update(len(chunk))
             bar.set_postfix(success=f"{successes / len(outcomes):.1%}", refresh=False)
     return outcomes
 
 
 def timing(
-    outcomes: list[dict[str, Any]], wall: float, workers: int, world: int, threads: int | None
+    outcomes: list[dict[str, Any]],
+    wall: float,
+    workers: int,
+    world: int,
+    threads: int | None,
+    envs_per_worker: int = 1,
 ) -> dict:
     """The only part of results.json that changes between identical runs."""
     steps = max(sum(o["row"]["steps"] for o in outcomes), 1)
@@ -194,6 +213,7 @@ def timing(
         "sim_seconds_per_step": sum(o["sim_seconds"] for o in outcomes) / steps,
         "policy_seconds_per_step": sum(o["policy_seconds"] for o in outcomes) / steps,
         "workers": workers,
+        "envs_per_worker": envs_per_worker,
         "world_size": world,
         "torch_threads_per_worker": threads,
     }
@@ -211,6 +231,7 @@ def evaluate(
     video_scale: int = 0,
     overrides: Sequence[str] = (),
     log_file: bool = False,
+    envs_per_worker: int = 1,
 ) -> EvalReport:
     """Evaluate `config.policy` on the suite `config`, write the run folder `out`, return the report.
 
@@ -223,6 +244,8 @@ def evaluate(
     """
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if envs_per_worker < 1:
+        raise ConfigError(f"--envs-per-worker must be >= 1, got {envs_per_worker}")
     where = Outputs(Path(out), video, video_scale, Path(record) if record is not None else None, overwrite)
     source = str(config_file) if config_file is not None else "the EvalConfig defaults"
     job = launch_environment()
@@ -248,6 +271,7 @@ def evaluate(
         torch_threads=threads,
         instructions=told_instructions(config, env_options),
         video_scale=video_scale,
+        envs_per_worker=min(envs_per_worker, max(1, -(-len(seeds) // workers))),
     )
     with log_to_file(where.out / LOG_FILE if log_file and job.is_main else None, mode="w"):
         log.info("episode limit: %s", describe_limit(config.max_steps, max_steps))
@@ -263,7 +287,9 @@ def evaluate(
         outcomes.sort(key=lambda o: o["row"]["seed"])
         rows = [o["row"] for o in outcomes]
         results = build_results(config, source, choice, rows, ranges, max_steps)
-        results["timing"] = timing(outcomes, wall, workers, job.world_size, threads)
+        results["timing"] = timing(
+            outcomes, wall, workers, job.world_size, threads, episode_job.envs_per_worker
+        )
         if job.is_main:
             write_results(where.out, results)
             if where.record is not None:

@@ -84,19 +84,6 @@ def policy_for_episodes(
     return lambda seed: shared
 
 
-class GivenInstruction:
-    """A Policy that tells `policy` a fixed instruction at reset, whatever the episode's own one is."""
-
-    def __init__(self, policy: Policy, instruction: str) -> None:
-        self.policy, self.instruction = policy, instruction
-
-    def reset(self, instruction: str | None = None) -> None:
-        self.policy.reset(self.instruction)
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.policy.act(obs)
-
-
 def substitute_instructions(mode: str, seeds: Sequence[int], own: dict[int, str]) -> dict[int, str]:
     """seed -> what the policy is told under `mode`: "blank" an empty string; "shuffled" the instruction of
     the next seed (cyclically, in seed order) whose instruction differs from the episode's own, so every

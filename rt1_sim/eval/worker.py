@@ -1,15 +1,18 @@
-"""The worker side of an evaluation: each process holds one env and one policy and runs episodes by seed.
+"""The worker side of an evaluation: each process holds `envs_per_worker` envs and one policy for them and
+runs episodes by seed.
 
-`init_worker(job)` builds them (in a spawned pool process or in the parent), `run_episode(seed)` runs one
-episode through the one rollout loop and returns its row (deterministic: it depends only on the seeds) with
-its timings, writing its video and staging its recording on the way.
+`init_worker(job)` builds them (in a spawned pool process or in the parent), `run_episodes(seeds)` runs a
+chunk of episodes through the one rollout loop, up to one per env at a time, and returns their rows
+(deterministic: each depends only on its seeds) with their timings, writing videos and staging recordings on
+the way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -17,10 +20,13 @@ import numpy as np
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig
 from rt1_sim.data.episodes import EpisodeRecorder, stage_episode
-from rt1_sim.eval.policies import GivenInstruction, PolicyChoice, policy_for_episodes
+from rt1_sim.eval.policies import PolicyChoice, load_rt1, policy_for_episodes
 from rt1_sim.eval.video import video_frame, wants_video, write_video
-from rt1_sim.policy import Policy
-from rt1_sim.rollout import rollout
+from rt1_sim.policy import SharedBatch, TellInstead
+from rt1_sim.rollout import EachEnv, EpisodeResult, StepCallback, rollouts
+
+if TYPE_CHECKING:
+    from rt1_sim.policy import RT1Policy
 
 VIDEO_DIR = "videos"  # in the run folder
 RECORD_META_KEYS = ("seed", "success", "success_once", "end_reason", "final_cube_height")
@@ -42,50 +48,83 @@ class EvalJob:
     # seed -> the instruction the policy is told instead of the episode's own (language ablations);
     # None: every episode's own
     instructions: dict[int, str] | None = None
+    envs_per_worker: int = 1  # envs stepped together by each worker (RT-1: one batched forward for all)
 
 
-_worker: dict[str, Any] = {}  # this process's job, env and policy chooser
+_worker: dict[str, Any] = {}  # this process's job, envs and their policy
 
 
-def init_worker(job: EvalJob, rt1: Policy | None = None) -> None:
-    """Make this process's env and policy (`rt1`: an RT-1 policy already loaded by the parent)."""
+def init_worker(job: EvalJob, rt1: RT1Policy | None = None) -> None:
+    """Make this process's `job.envs_per_worker` envs and their policy (`rt1`: an RT-1 policy already loaded
+    by the parent): RT-1 acts for all of them in one batch; the scripted expert (one per env) and the random
+    policy act per env."""
     if job.torch_threads is not None:  # W workers share the cores instead of each taking all of them
         import torch
 
         torch.set_num_threads(job.torch_threads)
-    env = gym.make(job.config.env_id, max_episode_steps=job.max_steps, **job.env_options)
-    _worker.update(job=job, env=env, policy_for=policy_for_episodes(job.policy, job.config.policy, env, rt1))
+    envs = [
+        gym.make(job.config.env_id, max_episode_steps=job.max_steps, **job.env_options)
+        for _ in range(job.envs_per_worker)
+    ]
+    if job.policy.kind == "rt1":
+        policy: Any = SharedBatch(
+            rt1 if rt1 is not None else load_rt1(job.policy.checkpoint, job.config.policy.device)
+        )
+    else:
+        policy = EachEnv([policy_for_episodes(job.policy, job.config.policy, env) for env in envs])
+    if job.instructions is not None:
+        policy = TellInstead(policy, job.instructions)
+    _worker.update(job=job, envs=envs, policy=policy)
 
 
 def close_worker() -> None:
-    """Release the env `init_worker` made in this process."""
-    _worker.pop("env").close()
+    """Release the envs `init_worker` made in this process."""
+    for env in _worker.pop("envs"):
+        env.close()
 
 
-def run_episode(seed: int) -> dict[str, Any]:
-    """One episode: {"row": its deterministic row, "sim_seconds", "policy_seconds"}."""
-    job, env = _worker["job"], _worker["env"]
-    variation: dict[str, Any] = {}
-    frames: list[np.ndarray] = []
-    recorder = EpisodeRecorder(CAMERA_NAMES) if job.record else None
+class _Episode:
+    """What one episode leaves besides its result: its variation, video frames and recording."""
 
-    def on_step(obs: dict[str, np.ndarray], info: dict[str, Any], action: np.ndarray | None) -> None:
-        if not variation:
-            variation.update(env.unwrapped.variation())
-        if job.video != "none":
-            frames.append(video_frame(obs, len(frames), bool(info["is_success"]), job.video_scale))
-        if recorder is not None:
-            recorder(obs, info, action)
+    def __init__(self, job: EvalJob, env: gym.Env) -> None:
+        self.job, self.env = job, env
+        self.variation: dict[str, Any] = {}
+        self.frames: list[np.ndarray] = []
+        self.recorder = EpisodeRecorder(CAMERA_NAMES) if job.record else None
 
-    policy = _worker["policy_for"](seed)
+    def on_step(self, obs: dict[str, np.ndarray], info: dict[str, Any], action: np.ndarray | None) -> None:
+        if not self.variation:
+            self.variation.update(self.env.unwrapped.variation())
+        if self.job.video != "none":
+            self.frames.append(
+                video_frame(obs, len(self.frames), bool(info["is_success"]), self.job.video_scale)
+            )
+        if self.recorder is not None:
+            self.recorder(obs, info, action)
+
+
+def run_episodes(seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """The episodes of `seeds` on this worker's envs, up to `envs_per_worker` at a time: for each, {"row":
+    its deterministic row, "sim_seconds", "policy_seconds"}, in the order they end."""
+    job, envs = _worker["job"], _worker["envs"]
+    episodes: dict[int, _Episode] = {}
+
+    def on_step_for(slot: int, seed: int) -> StepCallback:
+        episodes[seed] = _Episode(job, envs[slot])
+        return episodes[seed].on_step
+
+    results = rollouts(envs, _worker["policy"], seeds, on_step_for=on_step_for)
+    return [_outcome(job, result, episodes.pop(result.seed)) for result in results]
+
+
+def _outcome(job: EvalJob, result: EpisodeResult, episode: _Episode) -> dict[str, Any]:
+    """An ended episode's row (its video written, its recording staged on the way) and timings."""
+    seed = result.seed
     told = job.instructions[seed] if job.instructions is not None else None
-    if told is not None:
-        policy = GivenInstruction(policy, told)
-    result = rollout(env, policy, seed, on_step=on_step)
     video = None
     if wants_video(job.video, result.success):
         video = f"{VIDEO_DIR}/seed_{seed}.mp4"
-        write_video(Path(job.out) / video, frames, fps=env.unwrapped.control_hz)
+        write_video(Path(job.out) / video, episode.frames, fps=episode.env.unwrapped.control_hz)
     row = {
         "seed": seed,
         "success": result.success,
@@ -95,12 +134,12 @@ def run_episode(seed: int) -> dict[str, Any]:
         "end_reason": result.end_reason,
         "instruction": result.instruction,
         "policy_instruction": result.instruction if told is None else told,
-        **variation,
+        **episode.variation,
         "video": video,
     }
-    if recorder is not None:
+    if episode.recorder is not None:
         meta = {**{k: row[k] for k in RECORD_META_KEYS}, "policy": job.policy.label}
         stage_episode(
-            Path(job.record), CAMERA_NAMES, f"seed{seed}", recorder.episode(result.instruction, meta)
+            Path(job.record), CAMERA_NAMES, f"seed{seed}", episode.recorder.episode(result.instruction, meta)
         )
     return {"row": row, "sim_seconds": result.sim_seconds, "policy_seconds": result.policy_seconds}
