@@ -1,27 +1,19 @@
-"""The rt1-sim simulation: numpy + pybullet + gymnasium only (never torch)."""
+"""The rt1-sim simulation: numpy + pybullet + gymnasium only (never torch).
+
+`import envs` registers the envs with gymnasium (their entry points are strings) and loads nothing else: no
+pybullet, no redirected file descriptors. The env classes, the experts and the scene tables load on first use
+(`envs.PandaTabletopEnv`, `envs.make_expert`, `envs.FAMILIES`, ...), the simulator when a module that builds
+scenes is imported. The shared contract (action table, camera and column names) is `envs.spaces`: numpy only.
+"""
+
+import importlib
+from typing import Any
 
 import gymnasium
 
-from envs.quiet import quiet_c_output
-
-with quiet_c_output():  # pybullet prints its build time when first imported
-    from envs.experts import make_expert
-    from envs.objects import (
-        COLORS,
-        FAMILIES,
-        HELDOUT_COLORS,
-        HELDOUT_COMBOS,
-        MIX,
-        SHAPES,
-        SPLITS,
-        TRAIN_COLORS,
-    )
-    from envs.panda_pick import PandaPickEnv
-    from envs.tabletop import PandaTabletopEnv
-
 MAX_EPISODE_STEPS = 80  # 8 s at 10 Hz; the scripted expert needs about 40 control steps
-# 20 s at 10 Hz. The experts need 17 (pick, drawer) to 41 (move_near) control steps on average; the longest of
-# 1200 measured expert episodes (200 per family) took 175 (stack, after re-grasps). 200 leaves a policy room too.
+# 20 s at 10 Hz. The experts need 15 (pick, drawer) to 35 (move_near) control steps on average; the longest
+# successful one of 3600 measured expert episodes (600 per family) took 77. 200 leaves a policy room too.
 TABLETOP_MAX_EPISODE_STEPS = 200
 
 gymnasium.register(
@@ -33,18 +25,24 @@ gymnasium.register(
     max_episode_steps=TABLETOP_MAX_EPISODE_STEPS,
 )
 
-__all__ = [
-    "COLORS",
-    "FAMILIES",
-    "HELDOUT_COLORS",
-    "HELDOUT_COMBOS",
-    "MAX_EPISODE_STEPS",
-    "MIX",
-    "SHAPES",
-    "SPLITS",
-    "TABLETOP_MAX_EPISODE_STEPS",
-    "TRAIN_COLORS",
-    "PandaPickEnv",
-    "PandaTabletopEnv",
-    "make_expert",
-]
+# name -> the module that defines it, imported on first access (PEP 562)
+_LAZY = {
+    "make_expert": "envs.experts",
+    "PandaPickEnv": "envs.panda_pick",
+    "PandaTabletopEnv": "envs.tabletop",
+    **dict.fromkeys(
+        ("COLORS", "FAMILIES", "HELDOUT_COLORS", "HELDOUT_COMBOS", "MIX", "SHAPES", "SPLITS", "TRAIN_COLORS"),
+        "envs.objects",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'envs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+__all__ = ["MAX_EPISODE_STEPS", "TABLETOP_MAX_EPISODE_STEPS", *sorted(_LAZY)]

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pybullet
 
-from envs.sim import Sim
+from envs.sim import Sim, pybullet  # pybullet as the simulator's module imported it (quietly)
 
 FAMILIES: tuple[str, ...] = ("pick", "move_near", "place_in", "stack", "push", "drawer")
 MIX = "mix"  # a seeded uniform choice of family per episode

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet
-import pybullet_data
-from pybullet_utils.bullet_client import BulletClient
 
 from envs.quiet import quiet_c_output
+
+with quiet_c_output():  # pybullet prints its build time when first imported: the simulator's module does it
+    import pybullet
+    import pybullet_data
+    from pybullet_utils.bullet_client import BulletClient
 
 
 @dataclass(frozen=True)

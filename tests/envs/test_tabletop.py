@@ -63,6 +63,23 @@ def test_env_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
+def test_the_contract_and_the_model_import_without_the_simulator():
+    """envs.spaces (action table, cameras, columns), the configs and the model load neither pybullet nor
+    gymnasium's envs; `import envs` registers the envs and loads no simulator either; making an env prints
+    nothing (pybullet's build-time line is silenced where the simulator module is imported)."""
+    code = (
+        "import sys\n"
+        "import envs.spaces, rt1_sim.config, rt1_sim.model.rt1, rt1_sim.model.action_tokenizer\n"
+        "assert 'pybullet' not in sys.modules, 'the contract or the model imported pybullet'\n"
+        "import gymnasium as gym, envs\n"
+        "assert 'pybullet' not in sys.modules and 'PandaPick-v0' in gym.registry\n"
+        "gym.make('PandaPick-v0').reset(seed=0)\n"
+        "assert 'pybullet' in sys.modules and envs.FAMILIES[0] == 'pick'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert proc.stdout == "" and proc.stderr == ""
+
+
 @pytest.mark.parametrize("family", [*FAMILIES, "mix"])
 def test_passes_gymnasium_env_checker(family):
     env = gym.make("PandaTabletop-v0", task=family, render_mode="rgb_array").unwrapped
