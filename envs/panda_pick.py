@@ -42,10 +42,12 @@ def _pick_options(
     if cube_color != "random" and cube_color not in COLORS:
         raise ValueError(f"cube_color must be 'random' or one of {sorted(COLORS)}, got {cube_color!r}")
     for name, rng in (("x_range", x_range), ("y_range", y_range), ("yaw_range", yaw_range)):
-        if len(rng) != 2 or rng[0] > rng[1]:
-            raise ValueError(f"{name} must be (low, high) with low <= high, got {rng}")
+        if len(rng) != 2 or not np.isfinite(rng).all() or rng[0] > rng[1]:
+            raise ValueError(f"{name} must be (low, high), finite, with low <= high, got {rng}")
+    if not (np.isfinite(lift_height) and 0.01 <= lift_height <= 0.2):
+        raise ValueError(f"lift_height must be in [0.01, 0.2] m, got {lift_height}")
     sizes = (cube_size, cube_size) if np.isscalar(cube_size) else tuple(cube_size)
-    if len(sizes) != 2 or not 0.02 <= sizes[0] <= sizes[1] <= 0.07:
+    if len(sizes) != 2 or not 0.02 <= sizes[0] <= sizes[1] <= 0.07:  # NaN fails the comparison too
         raise ValueError(f"cube_size must be in [0.02, 0.07] m (the gripper opens 8 cm), got {cube_size}")
     counts = (num_distractors, num_distractors) if np.isscalar(num_distractors) else tuple(num_distractors)
     if len(counts) != 2 or not 0 <= counts[0] <= counts[1] <= 4 or any(int(c) != c for c in counts):

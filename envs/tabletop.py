@@ -58,6 +58,15 @@ class ViewOptions:
     def __post_init__(self) -> None:
         if self.render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {self.render_mode!r}")
+        light = np.asarray(self.light_direction, dtype=float)
+        if light.shape != (3,) or not np.isfinite(light).all() or not light.any():
+            raise ValueError(
+                f"light_direction must be 3 finite numbers, not all 0, got {self.light_direction}"
+            )
+        for name, high in (("light_jitter", 1.0), ("camera_jitter", 0.2)):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and 0.0 <= value <= high):  # NaN and infinities fail here too
+                raise ValueError(f"{name} must be a finite number in [0, {high}], got {value}")
         if self.success_hold_steps < 1:
             raise ValueError(f"success_hold_steps must be >= 1, got {self.success_hold_steps}")
         if not 0.0 <= self.table_color_jitter <= 0.3:
@@ -139,6 +148,9 @@ class TabletopEnv(gym.Env):
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (ACTION_SIZE,):
             raise ValueError(f"action must have shape ({ACTION_SIZE},), got {action.shape}")
+        if not np.isfinite(action).all():  # NaN would reach IK and leave every joint NaN, with no error
+            bad = [name for name, part in action_to_dict(action).items() if not np.isfinite(part).all()]
+            raise ValueError(f"action has non-finite values in {bad}: {action.tolist()}")
         a = action_to_dict(np.clip(action, ACTION_LOW, ACTION_HIGH))
         self.robot.set_action(
             a["world_vector"].astype(np.float64),

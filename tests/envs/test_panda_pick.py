@@ -164,6 +164,12 @@ def test_variations_colour_size_distractors_and_bad_options():
         {"cube_size": 0.2},
         {"action_frame": "tool"},
         {"render_mode": "human"},
+        {"lift_height": -0.05},
+        {"lift_height": float("nan")},
+        {"cube_size": float("nan")},
+        {"x_range": (0.4, float("inf"))},
+        {"light_jitter": float("inf")},
+        {"camera_jitter": -1.0},
     ):
         with pytest.raises(ValueError):
             PandaPickEnv(**bad)

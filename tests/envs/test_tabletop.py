@@ -208,6 +208,12 @@ def test_pick_needs_the_instruction_to_choose():
         ({"task": "mix", "paraphrases": "test"}, "paraphrases"),
         ({"task": "mix", "target_color": "red"}, "target_color"),
         ({"task": "pick", "num_distractors": [2, 9]}, "num_distractors"),
+        # infinite light jitter rendered black frames while the expert still succeeded; NaN was accepted
+        ({"task": "pick", "light_jitter": float("inf")}, "light_jitter"),
+        ({"task": "pick", "light_jitter": float("nan")}, "light_jitter"),
+        ({"task": "pick", "camera_jitter": -0.01}, "camera_jitter"),
+        ({"task": "pick", "light_direction": [0.0, 0.0, 0.0]}, "light_direction"),
+        ({"task": "pick", "light_direction": [1.0, float("nan"), 1.0]}, "light_direction"),
     ],
 )
 def test_bad_options_are_one_clear_error(options, name):
@@ -347,3 +353,19 @@ def test_goal_position_is_where_a_successful_episode_leaves_its_target(family):
     pick = gym.make("PandaPick-v0", image_size=(32, 32))
     assert "goal_pos" not in pick.reset(seed=0)[1]
     pick.close()
+
+
+@pytest.mark.parametrize("env_id", ["PandaPick-v0", "PandaTabletop-v0"])
+def test_a_non_finite_action_is_an_error_naming_its_part_and_changes_nothing(env_id):
+    env = gym.make(env_id, image_size=(16, 16))
+    env.reset(seed=0)
+    before = env.unwrapped.raw_state().copy()
+    action = np.zeros(8, np.float32)
+    action[1] = np.nan
+    with pytest.raises(ValueError, match="world_vector"):
+        env.step(action)
+    action[1], action[6] = 0.0, np.inf
+    with pytest.raises(ValueError, match="gripper_closedness"):
+        env.step(action)
+    assert np.array_equal(env.unwrapped.raw_state(), before)  # no NaN reached the physics
+    env.close()
