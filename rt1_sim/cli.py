@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from rt1_sim.errors import UserError
 from rt1_sim.logs import setup_logging
@@ -32,13 +35,21 @@ USER_ERROR_STATUS = 2
 
 
 def run_command(prog: str, run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
-    """`run(args)` with logging set up; a UserError becomes one line on stderr and exit status 2."""
+    """`run(args)` with logging set up; a UserError becomes one line on stderr and exit status 2. SIGTERM
+    unwinds like Ctrl-C (exit status 143): worker pools stop their workers and writers clean up their staging
+    files on the way out."""
     setup_logging()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(run(args) or 0)
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return USER_ERROR_STATUS
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:

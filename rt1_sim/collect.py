@@ -44,7 +44,7 @@ from rt1_sim.errors import ConfigError, DatasetError, OutputError, UserError
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_writable, make_folder, prepare_folder
 from rt1_sim.policy import make_expert
-from rt1_sim.pool import worker_pool
+from rt1_sim.pool import worker_count, worker_pool
 from rt1_sim.rollout import rollout
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,7 @@ def collect(
     other non-empty folder unless `overwrite`. Every input is checked (the env options by making the env
     once, here) before anything is written. Returns a summary."""
     _check_counts(episodes, workers)
+    workers = worker_count(workers, episodes, "episodes")
     out = Path(out)
     given = cfg.max_steps
     cfg = with_episode_limit(cfg)

@@ -11,7 +11,15 @@ at every restart); the executor reports both as BrokenProcessPool, which ends th
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import logging
 import multiprocessing as mp
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -19,6 +27,8 @@ from typing import Any, TypeVar
 
 from rt1_sim.errors import UserError
 
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent dies
 T = TypeVar("T")
 R = TypeVar("R")
 Imap = Callable[[Callable[[T], R], Iterable[T]], Iterator[R]]
@@ -47,7 +57,11 @@ def worker_pool(
             teardown()
         return
     executor = ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=initializer, initargs=initargs
+        workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=_start_worker,
+        # pickled here, unpickled after prctl: unpickling imports the initializer's modules (torch, ...)
+        initargs=(os.getpid(), pickle.dumps((initializer, initargs))),
     )
 
     def imap(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
@@ -72,3 +86,42 @@ def _terminate(executor: ProcessPoolExecutor) -> None:
     for process in processes:
         process.terminate()
     executor.shutdown(wait=True)
+
+
+def worker_count(requested: int, items: int, what: str) -> int:
+    """`requested` workers, but no more than there are `items` to share or CPU cores to run them on (each
+    worker takes a whole core); says so when it caps."""
+    from rt1_sim.distributed import available_cores
+
+    count = max(1, min(requested, items, available_cores()))
+    if count < requested:
+        log.info(
+            "%s: %d workers instead of %d (%d %s, %d cores)",
+            what,
+            count,
+            requested,
+            items,
+            what,
+            available_cores(),
+        )
+    return count
+
+
+def _start_worker(parent: int, payload: bytes) -> None:
+    """First thing in a worker process, before any heavy import: die with the parent (killed with -9, it
+    would leave its workers running on their own), then the pool's initializer (`payload`: pickled with its
+    arguments)."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux: the kernel signals us when the parent dies
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+    if not sys.platform.startswith("linux"):  # elsewhere: look every second
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    initializer, initargs = pickle.loads(payload)
+    initializer(*initargs)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)

@@ -378,3 +378,71 @@ def test_episode_limit_is_the_envs_own_unless_max_steps_is_set(tmp_path):
     assert summary["max_steps"] == 80
     assert json.loads((tmp_path / "d" / "collect_config.json").read_text())["max_steps"] == 80
     collect(tmp_path / "d", 2, CollectConfig(seed=0, max_steps=80), progress=False)
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# A pool whose workers take a minute to start (as RT-1 workers importing torch and loading a checkpoint
+# on a busy machine), in a process of its own.
+SLOW_POOL = (
+    "import time\n"
+    "from rt1_sim.pool import worker_pool\n"
+    "with worker_pool(2, time.sleep, (60,), lambda: None) as imap:\n"
+    "    list(imap(abs, range(4)))\n"
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize(
+    ("cmd", "how"),
+    [
+        ([sys.executable, "-c", SLOW_POOL], signal.SIGKILL),
+        (
+            [sys.executable, "-m", "rt1_sim.cli", "collect", "--episodes", "200", "--workers", "2"],
+            signal.SIGTERM,
+        ),
+    ],
+)
+def test_workers_do_not_outlive_their_parent(tmp_path, cmd, how):
+    """kill -9 of the parent takes its workers with it at once (they were left running on their own, parent
+    1, until their queue ran dry); SIGTERM stops them and exits with status 143."""
+    if "collect" in cmd:
+        cmd = [*cmd, "--out", str(tmp_path / "o")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while len(_children(proc.pid)) < 3 and time.time() < deadline:  # 2 workers + the resource tracker
+        time.sleep(0.2)
+    children = _children(proc.pid)
+    assert len(children) >= 2, "the workers did not start"
+    time.sleep(3.0)
+    os.kill(proc.pid, how)
+    proc.wait(timeout=60)
+    if how == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM
+    deadline = time.time() + 10
+    while any(_alive(p) for p in children) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [p for p in children if _alive(p)]
+    for pid in alive:  # leave no stray process behind, whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
+
+
+def test_collect_caps_workers_at_the_episodes_and_cores(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="rt1_sim.pool"):
+        collect(tmp_path / "d", 1, CollectConfig(seed=0), workers=9999, progress=False)
+    assert "1 workers instead of 9999" in caplog.text

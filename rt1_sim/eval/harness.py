@@ -37,7 +37,7 @@ from rt1_sim.eval.results import (
 from rt1_sim.eval.video import VIDEO_MODES
 from rt1_sim.logs import log_to_file
 from rt1_sim.outputs import make_folder, prepare_folder
-from rt1_sim.pool import worker_pool
+from rt1_sim.pool import worker_count, worker_pool
 
 if TYPE_CHECKING:
     from rt1_sim.policy import RT1Policy
@@ -258,7 +258,7 @@ def evaluate(
     where.make(where.check(), job.is_main, dist)
 
     seeds = list(config.seeds)[job.rank :: job.world_size]
-    workers = min(workers, max(len(seeds), 1))
+    workers = worker_count(workers, len(seeds), "episodes")
     threads = max(1, available_cores() // (workers * job.local_world_size)) if rt1 is not None else None
     episode_job = worker.EvalJob(
         config=config,
