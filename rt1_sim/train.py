@@ -77,7 +77,14 @@ from rt1_sim.model.instruction import (
 )
 from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
 from rt1_sim.model.state_head import STATE_NAMES, RT1WithStateHead, StateHead
-from rt1_sim.outputs import check_writable, make_folder, prepare_folder
+from rt1_sim.outputs import (
+    FileLock,
+    check_unlocked,
+    check_writable,
+    lock_folder,
+    make_folder,
+    prepare_folder,
+)
 from rt1_sim.preprocess import images_to_tensor
 
 log = logging.getLogger(__name__)
@@ -545,6 +552,7 @@ class Preflight:
     state: dict[str, Any] | None
     run_dir: Path
     remove: list[Path]
+    overwrite: bool = False
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -624,13 +632,14 @@ def preflight(
     remove, problem = [], None
     if job.is_main:
         try:
+            check_unlocked(run_dir, RUN_FOLDER)  # another run (the same run_name, or resumed) writing there
             remove = _check_run_folder(cfg, run_dir, overwrite)
         except OutputError as e:
             problem = str(e)
     problem = _broadcast(problem, job)
     if problem is not None:
         raise OutputError(problem)
-    return Preflight(suite, state, run_dir, remove)
+    return Preflight(suite, state, run_dir, remove, overwrite)
 
 
 # ---------------------------------------------------------------- the loop
@@ -781,25 +790,44 @@ def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
     )
 
 
+def _take_run_folder(cfg: TrainConfig, checked: Preflight) -> tuple[str | None, FileLock | None]:
+    """Rank 0 locks the run folder `preflight` checked, checks it again (a run may have ended there since) and
+    removes what --overwrite replaces; returns (the refusal, for every rank to raise | None, the lock)."""
+    lock, problem = None, None
+    try:
+        lock = lock_folder(checked.run_dir, RUN_FOLDER)  # a second run into this folder is refused here
+        make_folder(checked.run_dir, RUN_FOLDER, _check_run_folder(cfg, checked.run_dir, checked.overwrite))
+    except OutputError as e:
+        problem = str(e)
+        if lock is not None:
+            lock.release()
+    return problem, lock
+
+
 @contextlib.contextmanager
 def run_folder_open(t: Trainer, checked: Preflight) -> Iterator[None]:
-    """Create the run folder `preflight` checked (rank 0: what --overwrite replaces is removed; resolved
-    config, train.log, metrics.csv) for the duration of the run."""
+    """Hold the run folder `preflight` checked for the duration of the run (rank 0: locked, what --overwrite
+    replaces removed; resolved config, train.log, metrics.csv)."""
     cfg, job = t.cfg, t.job
     t.run_dir = checked.run_dir
-    if job.is_main:
-        make_folder(t.run_dir, RUN_FOLDER, checked.remove)
-    with log_to_file(t.run_dir / LOG_FILE if job.is_main else None):
-        if job.is_main:
-            atomic_write_text(
-                t.run_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n"
-            )
-            t.metrics_log = MetricsLog(t.run_dir, t.state.step if cfg.resume else None, cfg.tensorboard)
-        try:
-            yield
-        finally:
-            if t.metrics_log is not None:
-                t.metrics_log.close()
+    problem, lock = _take_run_folder(cfg, checked) if job.is_main else (None, None)
+    problem = _broadcast(problem, job)
+    if problem is not None:
+        raise OutputError(problem)
+    with contextlib.ExitStack() as held:
+        if lock is not None:
+            held.enter_context(lock)  # released when the run ends; the kernel drops it if the process dies
+        with log_to_file(t.run_dir / LOG_FILE if job.is_main else None):
+            if job.is_main:
+                atomic_write_text(
+                    t.run_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n"
+                )
+                t.metrics_log = MetricsLog(t.run_dir, t.state.step if cfg.resume else None, cfg.tensorboard)
+            try:
+                yield
+            finally:
+                if t.metrics_log is not None:
+                    t.metrics_log.close()
 
 
 def train_step(

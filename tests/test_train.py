@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from rt1_sim.data.episodes import DatasetError, read_episode
 from rt1_sim.data.windows import split_episodes
 from rt1_sim.distributed import Distributed
 from rt1_sim.errors import OutputError
+from rt1_sim.outputs import LOCK_FILE
 from rt1_sim.plot import PlotError, family_success, plot_learning_curve
 from rt1_sim.policy import RT1Policy
 from rt1_sim.preprocess import resize_images
@@ -35,6 +37,7 @@ from rt1_sim.train import (
     LAST_CHECKPOINT,
     METRIC_COLUMNS,
     METRICS_FILE,
+    RUN_FOLDER,
     TRAIN_KEYS,
     MetricsLog,
     build_data,
@@ -469,6 +472,53 @@ def test_a_new_run_refuses_a_run_folder_that_holds_files(tiny_dataset: Path, tmp
     assert cli.main(["train", "--config", str(path)]) == 2
     train(load_config(TrainConfig, path), torch.device("cpu"), config_path=path, overwrite=True)
     assert 99 not in pd.read_csv(tmp_path / "k" / METRICS_FILE)["step"].tolist()
+
+
+def test_a_second_run_into_a_run_folder_in_use_is_refused_naming_the_first(
+    tiny_dataset: Path,
+    tmp_path: Path,
+    folder_holder: Callable[[Path], subprocess.Popen],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two runs with one run_name (or two resumes of one run) never both train: the second is refused in one
+    line naming the folder and the first's PID, whether the first held the folder before the second's checks
+    or took it while the second was loading its data; once the first process dies the folder is free."""
+    config = tiny_config(tiny_dataset, tmp_path, run_name="same", max_steps=1)
+    path = write_config(tmp_path / "c.json", config)
+    folder = tmp_path / "same"
+
+    def busy(pid: int) -> str:
+        return f"{RUN_FOLDER} {folder}: another rt1-sim run (PID {pid}) is writing into this folder"
+
+    holder = folder_holder(folder)
+    with pytest.raises(OutputError, match=re.escape(busy(holder.pid))):
+        run_train(path)
+    assert cli.main(["train", "--config", str(path), "--overwrite"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert busy(holder.pid) in error and len(error.splitlines()) == 1
+    assert [p.name for p in folder.iterdir()] == [LOCK_FILE]  # nothing written
+    holder.kill()
+    holder.wait()
+    run_train(path)
+    assert not (folder / LOCK_FILE).exists()  # released when the run ended
+
+    import rt1_sim.train as train_module
+
+    real_build, late = train_module.build, []
+
+    def build_while_another_run_starts(*args: Any, **kwargs: Any) -> Any:
+        built = real_build(*args, **kwargs)
+        late.append(folder_holder(folder))  # it takes the folder after this run's checks passed
+        return built
+
+    monkeypatch.setattr(train_module, "build", build_while_another_run_starts)
+    resume = ["resume=true", f"resume_from_checkpoint={folder / LAST_CHECKPOINT}", "max_steps=2"]
+    before = (folder / METRICS_FILE).read_bytes()
+    with pytest.raises(OutputError) as refused:
+        run_train(path, *resume)
+    assert str(refused.value).startswith(busy(late[0].pid))
+    assert (folder / METRICS_FILE).read_bytes() == before
 
 
 def test_run_folder_and_eval_suite_are_checked_before_the_data(tmp_path: Path) -> None:
