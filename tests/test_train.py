@@ -323,6 +323,38 @@ def test_evaluations_inside_epochs_change_no_weight_and_a_killed_one_is_redone_o
     assert np.allclose(sorted(evaluated["epoch"]), done, atol=1e-5)  # one row per evaluation, none twice
 
 
+@pytest.mark.parametrize("end", ["epochs=1", "max_steps=2"])  # after the last epoch; inside the first
+def test_a_final_evaluation_a_kill_cut_short_is_run_on_resume_and_only_it(
+    end: str, tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A complete run whose last closed-loop evaluation never finished resumes to run that evaluation and
+    nothing else (no step, no checkpoint written); once it is done the run is finished and refused."""
+    suite = write_config(tmp_path / "suite.json", {"name": "smoke", "episodes": 1, "max_steps": 2})
+    config = tiny_config(tiny_dataset, tmp_path, run_name="done", num_eval_threads=1, eval_config=str(suite))
+    path = write_config(tmp_path / "f.json", config)
+    finished = run_train(path, end)
+    (folder,) = (tmp_path / "done" / "eval").iterdir()
+    for written in folder.iterdir():  # as if killed during it: an empty folder, no metrics row
+        written.unlink()
+    metrics = pd.read_csv(tmp_path / "done" / METRICS_FILE)
+    metrics[metrics["eval/success_rate"].isna()].to_csv(tmp_path / "done" / METRICS_FILE, index=False)
+    checkpoint = tmp_path / "done" / LAST_CHECKPOINT
+    weights = checkpoint.read_bytes()
+    resume = ["resume=true", f"resume_from_checkpoint={checkpoint}", end]
+    with caplog.at_level(logging.INFO, logger="rt1_sim.train"):
+        summary = run_train(path, *resume)
+    assert "did not finish before the run stopped: running it now" in caplog.text
+    assert summary["steps"] == finished["steps"] and "eval/success_rate" in summary
+    assert (folder / "results.json").is_file() and checkpoint.read_bytes() == weights
+    assert [p.name for p in (tmp_path / "done" / "eval").iterdir()] == [folder.name]
+    evaluated = pd.read_csv(tmp_path / "done" / METRICS_FILE).dropna(subset=["eval/success_rate"])
+    assert len(evaluated) == 1 and evaluated["step"].tolist() == [finished["steps"]]
+    with pytest.raises(ConfigError, match=f"nothing left to train .*final evaluation is in {folder}"):
+        run_train(path, *resume)
+    with pytest.raises(ConfigError, match="nothing left to train"):  # elsewhere: nothing of this run to do
+        run_train(path, *resume, "run_name=elsewhere")
+
+
 def test_eval_folders_never_round_onto_an_epochs_end() -> None:
     run = Path("run")
     assert eval_folder(run, 2.0).name == "epoch_2"
