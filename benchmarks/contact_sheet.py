@@ -21,6 +21,8 @@ import envs
 from envs.objects import FAMILIES
 
 CAPTION_HEIGHT = 44  # pixels under each tile
+# `rt1-sim bench` leaves this script out: it draws assets/tabletop_contact_sheet.png and prints no JSON.
+BENCH_SKIP = "draws a picture, measures nothing: python benchmarks/contact_sheet.py"
 
 
 def mid_episode_frame(family: str, seed: int, size: int) -> tuple[np.ndarray, str]:

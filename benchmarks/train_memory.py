@@ -41,6 +41,9 @@ from rt1_sim.data.windows import load_frame_cache
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "train_configs" / "cpu.json"
 
+# `rt1-sim bench` runs this script only when named: it needs a collected dataset.
+BENCH_SKIP = "needs --source DATASET: rt1-sim bench train_memory --arg=--source --arg=DATASET"
+
 
 def make_dataset(source: Path, out: Path, episodes: int) -> Path:
     """`episodes` episodes in the IO layout at `out`, episode k a symlink to episode k mod M of `source`."""

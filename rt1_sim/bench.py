@@ -1,8 +1,13 @@
-"""`rt1-sim bench`: run each script in benchmarks/ with --json, print their measurements side by side."""
+"""`rt1-sim bench`: run each script in benchmarks/ with --json, print their measurements side by side.
+
+With no name it runs every script that runs as it is; a script that cannot (it needs an argument, such as a
+dataset, or measures nothing) says why in a module-level string `BENCH_SKIP`, and is run only when named.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import subprocess
 import sys
@@ -11,6 +16,7 @@ from pathlib import Path
 from rt1_sim.errors import UserError
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+SKIP_MARKER = "BENCH_SKIP"
 
 
 def available() -> list[str]:
@@ -18,8 +24,30 @@ def available() -> list[str]:
     return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.py") if not p.name.startswith("_"))
 
 
+def skip_reason(name: str) -> str | None:
+    """Why `rt1-sim bench` without names leaves the script out (its `BENCH_SKIP` string), None when it runs
+    it. The script is parsed, not imported (imports would cost seconds and may need torch)."""
+    tree = ast.parse((BENCHMARKS_DIR / f"{name}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == SKIP_MARKER for target in node.targets
+        ):
+            return str(ast.literal_eval(node.value))
+    return None
+
+
+def default_names() -> list[str]:
+    """What `rt1-sim bench` runs when no name is given: every script without a `BENCH_SKIP`."""
+    return [name for name in available() if skip_reason(name) is None]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available()})")
+    names = default_names() if BENCHMARKS_DIR.is_dir() else []
+    parser.add_argument(
+        "names",
+        nargs="*",
+        help=f"benchmarks to run (default: {names}; the others of {available()} only when named)",
+    )
     parser.add_argument(
         "--arg",
         action="append",
@@ -32,10 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not BENCHMARKS_DIR.is_dir():
         raise UserError(f"no benchmarks at {BENCHMARKS_DIR}: they ship with the source, not the package")
-    names = args.names or available()
+    names = args.names or default_names()
     unknown = sorted(set(names) - set(available()))
     if unknown:
         raise UserError(f"unknown benchmark(s) {unknown}; available: {available()}")
+    if not args.names:
+        for name in sorted(set(available()) - set(names)):
+            print(f"{name}: skipped ({skip_reason(name)})")
     failed = 0
     for name in names:
         cmd = [sys.executable, str(BENCHMARKS_DIR / f"{name}.py"), "--json", *args.arg]

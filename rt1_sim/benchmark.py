@@ -10,10 +10,16 @@ be compared pair by pair (`rt1-sim compare`).
 
 Each cell is an ordinary `rt1-sim eval` run folder (`<out>/<split>/<family>/results.json`, `episodes.csv`),
 plus two example episodes re-run with video into `<out>/examples/<split>/<family>/` (the lowest-seed success
-and failure; runs are seed-exact, so the re-run reproduces the episode). A re-run with the same `--out` reuses
-every cell whose config, checkpoint and seeds match, so a killed benchmark continues where it stopped. At the
-end `benchmark.json` (every cell), `benchmark.md` (the table) and `report.html` (one self-contained page:
-table, bar chart with Wilson whiskers, example videos) are written atomically.
+and failure; runs are seed-exact, so the re-run reproduces the episode). At the end `benchmark.md` (the
+table), `report.html` (one self-contained page: table, bar chart with Wilson whiskers, example videos) and,
+last, `benchmark.json` (every cell) are written atomically.
+
+`--out` follows the output-folder rule of every command (rt1_sim.outputs): a new or empty folder, or the
+unfinished benchmark of the same settings (policy, its checkpoint, suites, episodes per cell), which the
+run resumes: `benchmark_settings.json`, written first, says what a folder holds, and a folder without
+`benchmark.json` is unfinished. The resumed run reuses every cell whose config, checkpoint and seeds match, so
+a killed benchmark continues where it stopped. Anything else is refused unless `--overwrite`, which replaces
+a benchmark's own files and never removes others. One run at a time writes into a folder (its lock).
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ from tqdm import tqdm
 
 from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, config_to_dict, load_config
 from rt1_sim.env_options import checked_env
-from rt1_sim.errors import ConfigError
+from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.eval import evaluate, resolve_policy
 from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER
 from rt1_sim.eval.results import RESULTS_FILE, sha256
 from rt1_sim.eval.stats import rate_block
 from rt1_sim.files import atomic_write_text
+from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_folder, prepare_folder
 from rt1_sim.resources import EVAL_CONFIGS, bundled_checkpoint, resource_path
 
 log = logging.getLogger(__name__)
@@ -44,7 +51,12 @@ log = logging.getLogger(__name__)
 SUITES_DIR = resource_path(EVAL_CONFIGS, "multitask")
 MANIFEST_FILE = "benchmark.json"
 BENCHMARK_FILE, TABLE_FILE, REPORT_FILE = "benchmark.json", "benchmark.md", "report.html"
+SETTINGS_FILE = "benchmark_settings.json"  # written first: what the folder's (unfinished) run is
 EXAMPLES_DIR = "examples"
+# What a run writes into --out besides one folder per split: what --overwrite may replace.
+OUT_FILES = (SETTINGS_FILE, BENCHMARK_FILE, TABLE_FILE, REPORT_FILE, EXAMPLES_DIR)
+# The settings that make two runs the same benchmark (a folder of other settings is never resumed).
+SETTING_KEYS = ("policy", "checkpoint_sha256", "suites", "episodes_per_cell")
 BUNDLED_MULTITASK = bundled_checkpoint(MULTITASK_ENV_ID)
 
 
@@ -376,6 +388,56 @@ td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:12px}}
 """
 
 
+# ---------------------------------------------------------------- the output folder
+def _read_settings(path: Path) -> dict[str, Any] | None:
+    """A benchmark_settings.json (or a finished run's benchmark.json) as {SETTING_KEYS..., splits}; None if
+    the file is missing, unreadable or not one rt1-sim wrote (it is then a file of someone else's)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("policy"), dict):  # benchmark.json: the policy block of the summary
+        data = {**data, "policy": data["policy"].get("name"), **_sha_of(data["policy"])}
+    if not all(k in data for k in SETTING_KEYS) or not isinstance(data.get("splits", []), list):
+        return None
+    return data
+
+
+def _sha_of(policy: dict[str, Any]) -> dict[str, Any]:
+    return {"checkpoint_sha256": policy["checkpoint_sha256"]} if "checkpoint_sha256" in policy else {}
+
+
+def check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> tuple[list[Path], bool]:
+    """What --overwrite removes from `out`, and whether `out` holds the unfinished benchmark of `settings` to
+    resume; reads only. A folder is a benchmark's when its settings file (or benchmark.json) is one rt1-sim
+    wrote; only then may --overwrite replace its files (the splits it names), and never anything else."""
+    check_writable(out, "--out")
+    saved = _read_settings(out / SETTINGS_FILE)
+    finished = _read_settings(out / BENCHMARK_FILE)
+    mine = saved or finished
+    if mine is not None and not overwrite:
+        diff = {k: (mine.get(k), settings[k]) for k in SETTING_KEYS if mine.get(k) != settings[k]}
+        if diff:
+            details = ", ".join(f"{k}: {old!r} there vs {new!r} now" for k, (old, new) in diff.items())
+            raise OutputError(
+                f"--out {out}: holds a benchmark of other settings ({details}); choose a new folder, or pass "
+                "--overwrite to replace it"
+            )
+        if finished is not None:
+            raise OutputError(
+                f"--out {out}: holds a finished benchmark of these settings ({BENCHMARK_FILE}, "
+                f"{TABLE_FILE}); choose a new folder, or pass --overwrite to run it again"
+            )
+        return [], True
+    if mine is None:  # not a benchmark's folder: any file in it is someone else's, even with --overwrite
+        return prepare_folder(out, "--out", (), overwrite=True), False
+    splits = {str(s) for m in (saved, finished) if m is not None for s in m.get("splits", [])}
+    return prepare_folder(out, "--out", {*OUT_FILES, *settings["splits"], *splits}, overwrite), False
+
+
+# ---------------------------------------------------------------- the run
 def run_benchmark(
     policy: str,
     out: Path,
@@ -384,10 +446,14 @@ def run_benchmark(
     workers: int = 1,
     progress: bool = True,
     examples: bool = True,
+    overwrite: bool = False,
     envs_per_worker: int = 1,
 ) -> dict[str, Any]:
-    """Run (or resume) every cell, then write benchmark.json, benchmark.md and report.html into `out`;
-    `workers` processes of `envs_per_worker` envs each run a cell's episodes."""
+    """Run every cell, then write benchmark.md, report.html and benchmark.json into `out`; `workers`
+    processes of `envs_per_worker` envs each run a cell's episodes. `out` must be new or empty, or hold the
+    unfinished benchmark of the same settings (resumed), unless `overwrite`. Every input and the folder are
+    checked before anything is written; the folder is locked for the run."""
+    out = Path(out)
     manifest = load_manifest(suites)
     policy = resolve_benchmark_policy(policy)
     episodes = episodes or manifest.episodes_per_cell
@@ -396,29 +462,46 @@ def run_benchmark(
     cells = plan_cells(suites, manifest, policy, episodes)
     check_cells(suites, cells)
     choice = resolve_policy(policy, MULTITASK_ENV_ID)  # not "auto": resolve_benchmark_policy named a file
-    entries = []
-    bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)
-    for cell in bar:
-        bar.set_postfix_str(f"{cell.split}/{cell.family}", refresh=True)
-        entries.append(run_cell(out, cell, workers, examples, envs_per_worker))
-    summary = {
-        "policy": {
-            "name": policy,
-            "kind": choice.kind,
-            "label": choice.label,
-            "checkpoint_sha256": _checkpoint_sha(next(c.config for c in cells if c.config)),
-        },
-        "suites": str(suites),
+    settings = {
+        "policy": policy,
+        "checkpoint_sha256": _checkpoint_sha(next(c.config for c in cells if c.config)),
+        "suites": str(Path(suites).resolve()),
+        "episodes_per_cell": episodes,
         "splits": list(manifest.splits),
         "families": list(manifest.families),
-        "episodes_per_cell": episodes,
-        "notes": manifest.notes,
-        "per_split": {s: pooled([e for e in entries if e["split"] == s]) for s in manifest.splits},
-        "cells": entries,
     }
-    atomic_write_text(out / BENCHMARK_FILE, json.dumps(summary, indent=1) + "\n")
-    atomic_write_text(out / TABLE_FILE, table_markdown(summary))
-    atomic_write_text(out / REPORT_FILE, report_html(summary))
+    check_unlocked(out, "--out")  # another benchmark writing there: refused with its PID
+    check_out(out, settings, overwrite)  # reads only: refused before the folder is created
+    with lock_folder(out, "--out"):  # one benchmark at a time in `out`, until this one ends
+        remove, resuming = check_out(out, settings, overwrite)  # again: another run may have ended meanwhile
+        make_folder(out, "--out", remove)
+        if resuming:
+            log.info("--out %s: resuming its unfinished benchmark of the same settings", out)
+        else:
+            atomic_write_text(out / SETTINGS_FILE, json.dumps(settings, indent=1) + "\n")
+        entries = []
+        bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)
+        for cell in bar:
+            bar.set_postfix_str(f"{cell.split}/{cell.family}", refresh=True)
+            entries.append(run_cell(out, cell, workers, examples, envs_per_worker))
+        summary = {
+            "policy": {
+                "name": policy,
+                "kind": choice.kind,
+                "label": choice.label,
+                "checkpoint_sha256": settings["checkpoint_sha256"],
+            },
+            "suites": settings["suites"],
+            "splits": list(manifest.splits),
+            "families": list(manifest.families),
+            "episodes_per_cell": episodes,
+            "notes": manifest.notes,
+            "per_split": {s: pooled([e for e in entries if e["split"] == s]) for s in manifest.splits},
+            "cells": entries,
+        }
+        atomic_write_text(out / TABLE_FILE, table_markdown(summary))
+        atomic_write_text(out / REPORT_FILE, report_html(summary))
+        atomic_write_text(out / BENCHMARK_FILE, json.dumps(summary, indent=1) + "\n")  # last: finished
     return summary
 
 
@@ -449,7 +532,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{DEFAULT_ENVS_PER_WORKER}); does not change results",
     )
     parser.add_argument(
-        "--out", type=Path, help="output folder (default: runs/benchmark/<policy>); re-run to resume"
+        "--out",
+        type=Path,
+        help="output folder, new or empty (default: runs/benchmark/<policy>); the same command resumes its "
+        "unfinished benchmark",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the benchmark --out holds (finished, or of other settings) instead of refusing",
     )
     parser.add_argument("--no-examples", action="store_true", help="skip the two example videos per cell")
 
@@ -468,6 +559,7 @@ def run(args: argparse.Namespace) -> int:
         args.workers,
         examples=not args.no_examples,
         envs_per_worker=args.envs_per_worker,
+        overwrite=args.overwrite,
     )
     print(table_markdown(summary))
     print(f"wrote {out / BENCHMARK_FILE}, {out / TABLE_FILE} and {out / REPORT_FILE}")

@@ -11,6 +11,9 @@ number of cells).
 
 Refused, with one error naming both folders: a missing or unreadable results.json, cells that do not match,
 seed sets that differ, or different scenes (env_options) for the same seeds.
+
+`--out` follows the output-folder rule of every command (rt1_sim.outputs): a new or empty folder, or, with
+`--overwrite`, one that holds an earlier comparison and nothing else (never an eval or benchmark folder).
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from rt1_sim.benchmark import EXAMPLES_DIR
+from rt1_sim.errors import UserError
 from rt1_sim.eval.results import RESULTS_FILE
 from rt1_sim.eval.stats import wilson_interval
 from rt1_sim.files import atomic_write_text
+from rt1_sim.outputs import make_folder, prepare_folder
 
 COMPARE_JSON, COMPARE_MD = "compare.json", "compare.md"
 DEFAULT_ALPHA = 0.05
@@ -46,7 +51,7 @@ COLUMNS = (
 TEST_NAME = "exact McNemar (two-sided binomial test on the discordant pairs, p = 1/2)"
 
 
-class CompareError(ValueError):
+class CompareError(UserError, ValueError):
     """The two folders cannot be compared; the message names them and the reason."""
 
 
@@ -252,9 +257,20 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: Mapping[str, Any], out: Path) -> None:
-    """compare.json and compare.md into `out`, each written atomically."""
-    out.mkdir(parents=True, exist_ok=True)
+def check_out(out: Path, overwrite: bool = False) -> list[Path]:
+    """What --overwrite replaces in `out` (reads only): a new or empty folder, or with `overwrite` one whose
+    compare.json is a report this command wrote, with its compare.md; any other file is someone else's (a
+    compare.md of one's own, an eval run's results) and refuses the folder even with `overwrite`."""
+    try:
+        written = json.loads((Path(out) / COMPARE_JSON).read_text()).get("test") == TEST_NAME
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        written = False
+    return prepare_folder(out, "--out", (COMPARE_JSON, COMPARE_MD) if written else (), overwrite)
+
+
+def write_report(report: Mapping[str, Any], out: Path, overwrite: bool = False) -> None:
+    """compare.json and compare.md into `out` (`check_out`'s rule), each written atomically."""
+    make_folder(out, "--out", check_out(out, overwrite))
     atomic_write_text(out / COMPARE_JSON, json.dumps(report, indent=1) + "\n")
     atomic_write_text(out / COMPARE_MD, to_markdown(report))
 
@@ -266,15 +282,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--alpha", type=float, default=DEFAULT_ALPHA, help=f"significance level (default {DEFAULT_ALPHA})"
     )
-    parser.add_argument("--out", type=Path, help="also write compare.json and compare.md into this folder")
+    parser.add_argument(
+        "--out", type=Path, help="also write compare.json and compare.md into this folder, new or empty"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier comparison in --out instead of refusing"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.out is not None:
+            check_out(args.out, args.overwrite)  # first: a refused folder is named before any reading
         report = compare(args.a, args.b, args.alpha)
         if args.out is not None:
-            write_report(report, args.out)
-    except (CompareError, OSError) as e:
+            write_report(report, args.out, args.overwrite)
+    except (UserError, OSError) as e:
         print(f"rt1-sim compare: error: {e}", file=sys.stderr)
         return 2
     print(to_markdown(report), end="")

@@ -77,7 +77,14 @@ from rt1_sim.model.instruction import (
 )
 from rt1_sim.model.rt1 import RT1, checkpoint_state, model_config
 from rt1_sim.model.state_head import STATE_NAMES, RT1WithStateHead, StateHead
-from rt1_sim.outputs import check_writable, make_folder, prepare_folder
+from rt1_sim.outputs import (
+    FileLock,
+    check_unlocked,
+    check_writable,
+    lock_folder,
+    make_folder,
+    prepare_folder,
+)
 from rt1_sim.preprocess import images_to_tensor
 
 log = logging.getLogger(__name__)
@@ -545,6 +552,8 @@ class Preflight:
     state: dict[str, Any] | None
     run_dir: Path
     remove: list[Path]
+    overwrite: bool = False
+    final_eval_only: bool = False  # the training is complete; its final evaluation may be left
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -587,7 +596,7 @@ def _check_suite(cfg: TrainConfig) -> EvalConfig | None:
 
 
 def _check_resume(cfg: TrainConfig, device: torch.device, source: str) -> dict[str, Any] | None:
-    """The checkpoint to resume, refused when its settings differ or nothing is left to train."""
+    """The checkpoint to resume, refused when its settings differ (`_check_left` says what is left to do)."""
     if not cfg.resume:
         return None
     path = cfg.resume_from_checkpoint
@@ -595,12 +604,40 @@ def _check_resume(cfg: TrainConfig, device: torch.device, source: str) -> dict[s
         raise ConfigError(f"{source}: resume is true but resume_from_checkpoint is empty")
     state = load_checkpoint(path, required=MODEL_KEYS + TRAIN_KEYS, map_location=device)
     check_resume_config(state["config"], cfg, path)
-    if state["epoch"] >= cfg.epochs or (cfg.max_steps is not None and state["step"] >= cfg.max_steps):
-        raise ConfigError(
-            f"resume from {path}: nothing left to train (the checkpoint is at step {state['step']}, epoch "
-            f"{state['epoch']} of epochs={cfg.epochs}, max_steps={cfg.max_steps}); raise epochs or max_steps"
-        )
     return state
+
+
+def _training_complete(cfg: TrainConfig, state: dict[str, Any]) -> bool:
+    return state["epoch"] >= cfg.epochs or (cfg.max_steps is not None and state["step"] >= cfg.max_steps)
+
+
+def _nothing_left(cfg: TrainConfig, state: dict[str, Any], evaluated: Path | None = None) -> ConfigError:
+    done = f", and its final evaluation is in {evaluated}" if evaluated is not None else ""
+    return ConfigError(
+        f"resume from {cfg.resume_from_checkpoint}: nothing left to train (the checkpoint is at step "
+        f"{state['step']}, epoch {state['epoch']} of epochs={cfg.epochs}, max_steps={cfg.max_steps}{done}); "
+        "raise epochs or max_steps"
+    )
+
+
+def _check_left(cfg: TrainConfig, state: dict[str, Any], suite: EvalConfig | None, run_dir: Path) -> bool:
+    """Whether only the final closed-loop evaluation is left: the checkpoint ends the training (at its end,
+    not past it) and the run continues in its folder, where that evaluation did not finish (a kill during it;
+    `pending_eval`, once the data is read, places one inside an epoch). A run with nothing left to do is
+    refused."""
+    if not _training_complete(cfg, state):
+        return False
+    past_end = state["epoch"] > cfg.epochs or (cfg.max_steps is not None and state["step"] > cfg.max_steps)
+    own_folder = run_dir.resolve() == Path(cfg.resume_from_checkpoint).resolve().parent
+    if suite is None or past_end or not own_folder:
+        raise _nothing_left(cfg, state)
+    if state["epoch_step"] == 0:  # after a whole epoch: its evaluation folder is known without the data
+        from rt1_sim.eval.results import RESULTS_FILE  # the eval package imports the simulator
+
+        evaluated = eval_folder(run_dir, float(state["epoch"]))
+        if (evaluated / RESULTS_FILE).is_file():
+            raise _nothing_left(cfg, state, evaluated)
+    return True
 
 
 def _check_run_folder(cfg: TrainConfig, run_dir: Path, overwrite: bool) -> list[Path]:
@@ -621,16 +658,18 @@ def preflight(
     suite = _check_suite(cfg)
     state = _check_resume(cfg, device, source)
     run_dir = Path(_broadcast(str(run_folder(cfg, config_path)), job))
+    final_eval_only = state is not None and _check_left(cfg, state, suite, run_dir)
     remove, problem = [], None
     if job.is_main:
         try:
+            check_unlocked(run_dir, RUN_FOLDER)  # another run (the same run_name, or resumed) writing there
             remove = _check_run_folder(cfg, run_dir, overwrite)
         except OutputError as e:
             problem = str(e)
     problem = _broadcast(problem, job)
     if problem is not None:
         raise OutputError(problem)
-    return Preflight(suite, state, run_dir, remove)
+    return Preflight(suite, state, run_dir, remove, overwrite, final_eval_only)
 
 
 # ---------------------------------------------------------------- the loop
@@ -781,25 +820,44 @@ def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
     )
 
 
+def _take_run_folder(cfg: TrainConfig, checked: Preflight) -> tuple[str | None, FileLock | None]:
+    """Rank 0 locks the run folder `preflight` checked, checks it again (a run may have ended there since) and
+    removes what --overwrite replaces; returns (the refusal, for every rank to raise | None, the lock)."""
+    lock, problem = None, None
+    try:
+        lock = lock_folder(checked.run_dir, RUN_FOLDER)  # a second run into this folder is refused here
+        make_folder(checked.run_dir, RUN_FOLDER, _check_run_folder(cfg, checked.run_dir, checked.overwrite))
+    except OutputError as e:
+        problem = str(e)
+        if lock is not None:
+            lock.release()
+    return problem, lock
+
+
 @contextlib.contextmanager
 def run_folder_open(t: Trainer, checked: Preflight) -> Iterator[None]:
-    """Create the run folder `preflight` checked (rank 0: what --overwrite replaces is removed; resolved
-    config, train.log, metrics.csv) for the duration of the run."""
+    """Hold the run folder `preflight` checked for the duration of the run (rank 0: locked, what --overwrite
+    replaces removed; resolved config, train.log, metrics.csv)."""
     cfg, job = t.cfg, t.job
     t.run_dir = checked.run_dir
-    if job.is_main:
-        make_folder(t.run_dir, RUN_FOLDER, checked.remove)
-    with log_to_file(t.run_dir / LOG_FILE if job.is_main else None):
-        if job.is_main:
-            atomic_write_text(
-                t.run_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n"
-            )
-            t.metrics_log = MetricsLog(t.run_dir, t.state.step if cfg.resume else None, cfg.tensorboard)
-        try:
-            yield
-        finally:
-            if t.metrics_log is not None:
-                t.metrics_log.close()
+    problem, lock = _take_run_folder(cfg, checked) if job.is_main else (None, None)
+    problem = _broadcast(problem, job)
+    if problem is not None:
+        raise OutputError(problem)
+    with contextlib.ExitStack() as held:
+        if lock is not None:
+            held.enter_context(lock)  # released when the run ends; the kernel drops it if the process dies
+        with log_to_file(t.run_dir / LOG_FILE if job.is_main else None):
+            if job.is_main:
+                atomic_write_text(
+                    t.run_dir / CONFIG_FILE, json.dumps(config_to_dict(cfg.resolved()), indent=1) + "\n"
+                )
+                t.metrics_log = MetricsLog(t.run_dir, t.state.step if cfg.resume else None, cfg.tensorboard)
+            try:
+                yield
+            finally:
+                if t.metrics_log is not None:
+                    t.metrics_log.close()
 
 
 def train_step(
@@ -999,7 +1057,7 @@ def closed_loop_eval(t: Trainer, epoch: float) -> None:
             video="none",
             config_file=t.cfg.eval_config,
             progress=t.cfg.progress and t.job.is_main,
-            overwrite=True,  # the run's own folder: `redo_interrupted_eval` repeats one a kill cut short
+            overwrite=True,  # the run's own folder: `pending_eval` repeats one a kill cut short
         )
     torch.set_num_threads(threads)  # the harness sizes torch's thread pool for its workers
     log.info("epoch %g, step %d: %s", epoch, t.state.step, report.summary())
@@ -1037,12 +1095,18 @@ def train(
     sampler = DistributedSampler(
         t.data.train, num_replicas=job.world_size, rank=job.rank, shuffle=True, seed=cfg.seed
     )
+    pending = pending_eval(t, sampler, checked.run_dir) if cfg.resume else None
+    if checked.final_eval_only and pending is None:  # inside an epoch: placed once the data was read
+        raise _nothing_left(cfg, checked.state, eval_folder(checked.run_dir, _position(t, sampler)))
     with run_folder_open(t, checked):
         _log_start(t)
         t.started = time.perf_counter()
-        if cfg.resume:
-            redo_interrupted_eval(t, sampler)
-        for epoch in range(t.state.epoch, cfg.epochs):
+        if pending is not None:
+            log.info(
+                "the evaluation at epoch %g did not finish before the run stopped: running it now", pending
+            )
+            closed_loop_eval(t, pending)
+        for epoch in range(t.state.epoch, cfg.epochs):  # none left after a final evaluation
             if _max_steps_reached(t):
                 break
             batches = epoch_batches(sampler, cfg.batch_size, epoch)
@@ -1061,22 +1125,30 @@ def train(
     return _summary(t)
 
 
-def redo_interrupted_eval(t: Trainer, sampler: DistributedSampler) -> None:
-    """A resumed run whose checkpoint was written for a closed-loop evaluation that never finished (a kill
-    during it: its folder has no results.json) runs that evaluation first, so the curve has no hole."""
+def _position(t: Trainer, sampler: DistributedSampler) -> float:
+    """The fractional epoch of the resumed checkpoint (what its evaluation folder is named after)."""
+    s = t.state
+    if s.epoch_step == 0:
+        return float(s.epoch)
+    return s.epoch + s.epoch_step / len(epoch_batches(sampler, t.cfg.batch_size, s.epoch))
+
+
+def pending_eval(t: Trainer, sampler: DistributedSampler, run_dir: Path) -> float | None:
+    """The fractional epoch of the closed-loop evaluation the resumed checkpoint was written for, when that
+    evaluation never finished (a kill during it: its folder in `run_dir` has no results.json), else None.
+    A resumed run runs it first, so the curve has no hole; the final one of a complete run is all it runs."""
     from rt1_sim.eval.results import RESULTS_FILE  # the eval package imports the simulator
 
     s = t.state
     if s.epoch_step == 0:
         length = len(epoch_batches(sampler, t.cfg.batch_size, s.epoch - 1)) if s.epoch > 0 else 0
         due = s.epoch > 0 and _due_after_epoch(t, s.epoch, length).evaluate
-        position = float(s.epoch)
-    else:
-        due = _step_eval_due(t, s.epoch_step)
-        position = s.epoch + s.epoch_step / len(epoch_batches(sampler, t.cfg.batch_size, s.epoch))
-    if due and not _broadcast((eval_folder(t.run_dir, position) / RESULTS_FILE).is_file(), t.job):
-        log.info("the evaluation at epoch %g did not finish before the run stopped: running it now", position)
-        closed_loop_eval(t, position)
+    else:  # every eval_every_steps, or where max_steps ended the training
+        due = _step_eval_due(t, s.epoch_step) or (t.suite is not None and _max_steps_reached(t))
+    position = _position(t, sampler)
+    if due and not _broadcast((eval_folder(run_dir, position) / RESULTS_FILE).is_file(), t.job):
+        return position
+    return None
 
 
 def _due_after_epoch(t: Trainer, epochs_done: int, epoch_steps: int) -> Due:

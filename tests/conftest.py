@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,30 @@ def tiny_tabletop_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     collect_datasets(root, 2, cfg, workers=1, progress=False)
     return root
+
+
+# Another process that holds an output folder (rt1_sim.outputs.lock_folder) until it is killed.
+_HOLDER = (
+    "import sys, time; from rt1_sim.outputs import lock_folder; lock = lock_folder(sys.argv[1], '--out'); "
+    "print('held', flush=True); time.sleep(600)"
+)
+
+
+@pytest.fixture()
+def folder_holder() -> Iterator[Callable[[Path], subprocess.Popen]]:
+    """`hold(folder)` starts a process that creates `folder` and holds its lock, as a running rt1-sim command
+    does; it returns once the lock is held. Every such process is killed at the end of the test."""
+    procs: list[subprocess.Popen] = []
+
+    def hold(folder: Path) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(folder)], stdout=subprocess.PIPE, text=True
+        )
+        procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()

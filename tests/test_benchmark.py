@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 
 from rt1_sim import benchmark as bm
+from rt1_sim import cli
 from rt1_sim.compare import compare
 from rt1_sim.config import ConfigError
+from rt1_sim.errors import OutputError
 from rt1_sim.eval.policies import substitute_instructions
+from rt1_sim.outputs import LOCK_FILE
 
 
 def _write(path: Path, data: dict) -> None:
@@ -90,12 +93,21 @@ def test_benchmark_writes_every_cell_table_and_a_page_whose_links_exist(suites, 
     assert examples and set(examples) <= set(page.links)
     assert all((out / link).is_file() and (out / link).stat().st_size > 0 for link in page.links)
 
-    # Resume: a second run reuses every finished cell; a changed cell size re-runs.
+    # A finished benchmark is not run again into its folder; a killed one (no benchmark.json yet) resumes,
+    # reusing every finished cell; other settings are refused unless --overwrite, which runs every cell.
+    with pytest.raises(OutputError, match="holds a finished benchmark of these settings"):
+        bm.run_benchmark("scripted", out, suites, workers=1, progress=False)
+    (out / bm.BENCHMARK_FILE).unlink()
     again = bm.run_benchmark("scripted", out, suites, workers=1, progress=False)
     assert {c["status"] for c in again["cells"]} == {"reused", "not_applicable"}
     assert [c.get("successes") for c in again["cells"]] == [c.get("successes") for c in summary["cells"]]
-    fewer = bm.run_benchmark("scripted", out, suites, episodes=2, workers=1, progress=False, examples=False)
+    with pytest.raises(OutputError, match="other settings \\(episodes_per_cell: 3 there vs 2 now\\)"):
+        bm.run_benchmark("scripted", out, suites, episodes=2, workers=1, progress=False, examples=False)
+    fewer = bm.run_benchmark(
+        "scripted", out, suites, episodes=2, workers=1, progress=False, examples=False, overwrite=True
+    )
     assert {c["status"] for c in fewer["cells"]} == {"done", "not_applicable"}
+    assert not (out / bm.EXAMPLES_DIR).exists()  # the replaced run's files went with it
 
 
 def test_random_floor_failure_examples_and_a_paired_comparison(suites, tmp_path):
@@ -113,6 +125,62 @@ def test_random_floor_failure_examples_and_a_paired_comparison(suites, tmp_path)
         "seen/green",
         "seen/red",
     ]
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_out_is_refused_unless_new_empty_or_its_own_unfinished_run(suites, tmp_path, capsys):
+    """A benchmark of other settings is never replaced without --overwrite, and a folder of other files
+    (a user's notes, an eval run) never at all; the refusal is one line naming the folder."""
+    out = tmp_path / "expert"
+    bm.run_benchmark("scripted", out, suites, episodes=1, progress=False, examples=False)
+    finished = _listing(out)
+    with pytest.raises(OutputError, match=f"--out {out}: holds a benchmark of other settings \\(policy: "):
+        bm.run_benchmark("random", out, suites, episodes=1, progress=False, examples=False)
+    (out / bm.BENCHMARK_FILE).unlink()  # killed before the end: still a scripted benchmark, never resumed as
+    with pytest.raises(OutputError, match="policy: 'scripted' there vs 'random' now"):  # another policy's
+        bm.run_benchmark("random", out, suites, episodes=1, progress=False, examples=False)
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("a user's notes")
+    evaluated = tmp_path / "eval_run"  # what `rt1-sim eval --out` leaves
+    evaluated.mkdir()
+    for name in ("results.json", "episodes.csv", "eval.log"):
+        (evaluated / name).write_text("{}")
+    for folder in (notes, evaluated):
+        before = _listing(folder)
+        for overwrite in (False, True):
+            with pytest.raises(OutputError, match=f"--out {folder}: .*choose a new folder"):
+                bm.run_benchmark("random", folder, suites, episodes=1, progress=False, overwrite=overwrite)
+        assert _listing(folder) == before  # nothing written
+    argv = ["benchmark", "--suites", str(suites), "--policy", "random", "--out", str(notes), "--overwrite"]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"rt1-sim benchmark: error: --out {notes}: ") and len(error.splitlines()) == 1
+
+    # --overwrite replaces a benchmark's own files, and never a file it did not write.
+    (out / "notes.txt").write_text("written into the benchmark folder by hand")
+    with pytest.raises(OutputError, match=r"does not write here \(notes.txt\)"):
+        bm.run_benchmark("random", out, suites, episodes=1, progress=False, examples=False, overwrite=True)
+    (out / "notes.txt").unlink()
+    assert _listing(out) == {k: v for k, v in finished.items() if k != bm.BENCHMARK_FILE}
+    summary = bm.run_benchmark("random", out, suites, episodes=1, progress=False, overwrite=True)
+    assert summary["policy"]["name"] == "random" and (out / bm.BENCHMARK_FILE).is_file()
+
+
+def test_a_second_benchmark_into_a_folder_in_use_is_refused_naming_the_first(suites, tmp_path, folder_holder):
+    out = tmp_path / "busy"
+    holder = folder_holder(out)  # a benchmark running into `out`
+    with pytest.raises(OutputError, match=f"--out {out}: another rt1-sim run \\(PID {holder.pid}\\)"):
+        bm.run_benchmark("scripted", out, suites, episodes=1, progress=False, examples=False)
+    assert [p.name for p in out.iterdir()] == [LOCK_FILE]  # nothing written
+    holder.kill()  # the first run dies: its folder is free (and empty: a new run may start there)
+    holder.wait()
+    bm.run_benchmark("scripted", out, suites, episodes=1, progress=False, examples=False)
+    assert (out / bm.BENCHMARK_FILE).is_file() and not (out / LOCK_FILE).exists()
 
 
 def test_shuffled_instructions_always_differ_when_they_can():

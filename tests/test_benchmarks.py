@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from rt1_sim import bench, cli
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -91,3 +95,27 @@ def test_eval_batching_measures_each_k_with_the_same_results() -> None:
     assert set(result["episodes_per_min"]) == {"1", "2"}
     assert all(rate > 0 for rate in result["episodes_per_min"].values())
     assert result["same_results"] == {"1": True, "2": True}
+
+
+def test_bench_without_names_runs_every_script_that_runs_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rt1-sim bench` alone ran train_memory, which requires --source, so it always failed: it runs only
+    the scripts that take --json and need no argument, and says which it skipped and why."""
+    ran = []
+
+    def measured(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        ran.append(Path(cmd[1]).stem)
+        return subprocess.CompletedProcess(cmd, 0, stdout='{"ratio": 2.0}\n', stderr="")
+
+    monkeypatch.setattr(bench.subprocess, "run", measured)
+    assert cli.main(["bench"]) == 0
+    printed = capsys.readouterr().out
+    assert {"train_memory", "contact_sheet"}.isdisjoint(ran) and ran == bench.default_names()
+    for name in ran:
+        source = (BENCHMARKS / f"{name}.py").read_text()
+        assert '"--json"' in source and "required=True" not in source, name
+    assert "train_memory: skipped (needs --source DATASET" in printed and "contact_sheet: skipped" in printed
+    ran.clear()
+    assert cli.main(["bench", "train_memory", "--arg=--source", "--arg=/data"]) == 0  # named: it runs
+    assert ran == ["train_memory"]

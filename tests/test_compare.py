@@ -178,3 +178,37 @@ def test_the_command_line_refuses_other_seeds_in_one_line(
     assert error.startswith("rt1-sim compare: error: ") and len(error.splitlines()) == 1
     assert str(evals["scripted"]) in error and str(shifted) in error and "seed 1000000 is only in A" in error
     assert not (tmp_path / "cmp").exists()  # nothing written
+
+
+def test_out_follows_the_output_folder_rule(
+    evals: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out never replaces a user's file, never writes into an eval folder (whose later `eval --overwrite`
+    would then refuse it), and replaces an earlier comparison only with --overwrite."""
+    a, b = str(evals["scripted"]), str(evals["random"])
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / COMPARE_MD).write_text("my own notes")
+    evaluated = tmp_path / "eval_run"
+    shutil.copytree(evals["random"], evaluated)
+    for folder in (mine, evaluated):
+        before = sorted(p.name for p in folder.iterdir())
+        for overwrite in ([], ["--overwrite"]):
+            assert cli.main(["compare", a, b, "--out", str(folder), *overwrite]) == 2
+            error = capsys.readouterr().err.strip()
+            assert (
+                error.startswith(f"rt1-sim compare: error: --out {folder}: ") and len(error.splitlines()) == 1
+            )
+        assert sorted(p.name for p in folder.iterdir()) == before
+    assert (mine / COMPARE_MD).read_text() == "my own notes"
+    again = ["eval", "--policy", "random", "--episodes", "1", "--workers", "1", "--video", "none"]
+    assert cli.main([*again, "--out", str(evaluated), "--overwrite"]) == 0
+
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", a, b, "--out", str(out)]) == 0
+    assert cli.main(["compare", b, a, "--out", str(out)]) == 2  # an earlier comparison: not replaced silently
+    assert "already holds compare.json, compare.md" in capsys.readouterr().err
+    assert json.loads((out / COMPARE_JSON).read_text())["a"]["folder"] == a
+    assert cli.main(["compare", b, a, "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / COMPARE_JSON).read_text())["a"]["folder"] == b
+    assert sorted(p.name for p in out.iterdir()) == [COMPARE_JSON, COMPARE_MD]

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from rt1_sim.errors import OutputError
-from rt1_sim.outputs import check_writable, make_folder, prepare_folder
+from rt1_sim.outputs import (
+    LOCK_FILE,
+    FileLock,
+    check_unlocked,
+    check_writable,
+    lock_folder,
+    make_folder,
+    prepare_folder,
+)
 
 OURS = ("results.json", "videos", "checkpoint_last.pt")
 
@@ -47,3 +58,28 @@ def test_paths_that_cannot_be_folders(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr("rt1_sim.outputs.os.access", lambda *_: False)  # as on a read-only file system
     with pytest.raises(OutputError, match="not writable \\(read-only file system or permissions\\)"):
         check_writable(tmp_path / "ro", "--record")
+
+
+def test_a_folder_another_run_holds_is_refused_naming_its_pid_until_that_process_dies(
+    tmp_path: Path, folder_holder: Callable
+) -> None:
+    run = tmp_path / "run"
+    holder = folder_holder(run)
+    busy = f"--out {run}: another rt1-sim run \\(PID {holder.pid}\\) is writing into this folder"
+    with pytest.raises(OutputError, match=busy):
+        check_unlocked(run, "--out")
+    with pytest.raises(OutputError, match=busy):
+        lock_folder(run, "--out")
+    assert prepare_folder(run, "--out", OURS, overwrite=False) == []  # the lock file is not a run's content
+    holder.kill()  # killed, not ended: the kernel drops its lock
+    holder.wait()
+    check_unlocked(run, "--out")
+    assert (run / LOCK_FILE).exists()  # a killed run's lock file stays; it is reused
+    with lock_folder(run, "--out") as lock:
+        assert json.loads((run / LOCK_FILE).read_text())["pid"] == os.getpid()
+        assert not FileLock(run / LOCK_FILE).acquire()  # one holder at a time, in this process too
+        assert prepare_folder(run, "--out", OURS, overwrite=True) == []  # --overwrite never removes it
+    assert not lock.held and not (run / LOCK_FILE).exists()  # a run that ends removes its lock file
+    with FileLock(tmp_path / "kept.lock", keep=True) as kept:
+        assert kept.acquire(wait=True) and kept.holder() == os.getpid()
+    assert (tmp_path / "kept.lock").exists()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from rt1_sim.data.episodes import DatasetError, read_episode
 from rt1_sim.data.windows import split_episodes
 from rt1_sim.distributed import Distributed
 from rt1_sim.errors import OutputError
+from rt1_sim.outputs import LOCK_FILE
 from rt1_sim.plot import PlotError, family_success, plot_learning_curve
 from rt1_sim.policy import RT1Policy
 from rt1_sim.preprocess import resize_images
@@ -35,6 +37,7 @@ from rt1_sim.train import (
     LAST_CHECKPOINT,
     METRIC_COLUMNS,
     METRICS_FILE,
+    RUN_FOLDER,
     TRAIN_KEYS,
     MetricsLog,
     build_data,
@@ -320,6 +323,38 @@ def test_evaluations_inside_epochs_change_no_weight_and_a_killed_one_is_redone_o
     assert np.allclose(sorted(evaluated["epoch"]), done, atol=1e-5)  # one row per evaluation, none twice
 
 
+@pytest.mark.parametrize("end", ["epochs=1", "max_steps=2"])  # after the last epoch; inside the first
+def test_a_final_evaluation_a_kill_cut_short_is_run_on_resume_and_only_it(
+    end: str, tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A complete run whose last closed-loop evaluation never finished resumes to run that evaluation and
+    nothing else (no step, no checkpoint written); once it is done the run is finished and refused."""
+    suite = write_config(tmp_path / "suite.json", {"name": "smoke", "episodes": 1, "max_steps": 2})
+    config = tiny_config(tiny_dataset, tmp_path, run_name="done", num_eval_threads=1, eval_config=str(suite))
+    path = write_config(tmp_path / "f.json", config)
+    finished = run_train(path, end)
+    (folder,) = (tmp_path / "done" / "eval").iterdir()
+    for written in folder.iterdir():  # as if killed during it: an empty folder, no metrics row
+        written.unlink()
+    metrics = pd.read_csv(tmp_path / "done" / METRICS_FILE)
+    metrics[metrics["eval/success_rate"].isna()].to_csv(tmp_path / "done" / METRICS_FILE, index=False)
+    checkpoint = tmp_path / "done" / LAST_CHECKPOINT
+    weights = checkpoint.read_bytes()
+    resume = ["resume=true", f"resume_from_checkpoint={checkpoint}", end]
+    with caplog.at_level(logging.INFO, logger="rt1_sim.train"):
+        summary = run_train(path, *resume)
+    assert "did not finish before the run stopped: running it now" in caplog.text
+    assert summary["steps"] == finished["steps"] and "eval/success_rate" in summary
+    assert (folder / "results.json").is_file() and checkpoint.read_bytes() == weights
+    assert [p.name for p in (tmp_path / "done" / "eval").iterdir()] == [folder.name]
+    evaluated = pd.read_csv(tmp_path / "done" / METRICS_FILE).dropna(subset=["eval/success_rate"])
+    assert len(evaluated) == 1 and evaluated["step"].tolist() == [finished["steps"]]
+    with pytest.raises(ConfigError, match=f"nothing left to train .*final evaluation is in {folder}"):
+        run_train(path, *resume)
+    with pytest.raises(ConfigError, match="nothing left to train"):  # elsewhere: nothing of this run to do
+        run_train(path, *resume, "run_name=elsewhere")
+
+
 def test_eval_folders_never_round_onto_an_epochs_end() -> None:
     run = Path("run")
     assert eval_folder(run, 2.0).name == "epoch_2"
@@ -469,6 +504,53 @@ def test_a_new_run_refuses_a_run_folder_that_holds_files(tiny_dataset: Path, tmp
     assert cli.main(["train", "--config", str(path)]) == 2
     train(load_config(TrainConfig, path), torch.device("cpu"), config_path=path, overwrite=True)
     assert 99 not in pd.read_csv(tmp_path / "k" / METRICS_FILE)["step"].tolist()
+
+
+def test_a_second_run_into_a_run_folder_in_use_is_refused_naming_the_first(
+    tiny_dataset: Path,
+    tmp_path: Path,
+    folder_holder: Callable[[Path], subprocess.Popen],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two runs with one run_name (or two resumes of one run) never both train: the second is refused in one
+    line naming the folder and the first's PID, whether the first held the folder before the second's checks
+    or took it while the second was loading its data; once the first process dies the folder is free."""
+    config = tiny_config(tiny_dataset, tmp_path, run_name="same", max_steps=1)
+    path = write_config(tmp_path / "c.json", config)
+    folder = tmp_path / "same"
+
+    def busy(pid: int) -> str:
+        return f"{RUN_FOLDER} {folder}: another rt1-sim run (PID {pid}) is writing into this folder"
+
+    holder = folder_holder(folder)
+    with pytest.raises(OutputError, match=re.escape(busy(holder.pid))):
+        run_train(path)
+    assert cli.main(["train", "--config", str(path), "--overwrite"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert busy(holder.pid) in error and len(error.splitlines()) == 1
+    assert [p.name for p in folder.iterdir()] == [LOCK_FILE]  # nothing written
+    holder.kill()
+    holder.wait()
+    run_train(path)
+    assert not (folder / LOCK_FILE).exists()  # released when the run ended
+
+    import rt1_sim.train as train_module
+
+    real_build, late = train_module.build, []
+
+    def build_while_another_run_starts(*args: Any, **kwargs: Any) -> Any:
+        built = real_build(*args, **kwargs)
+        late.append(folder_holder(folder))  # it takes the folder after this run's checks passed
+        return built
+
+    monkeypatch.setattr(train_module, "build", build_while_another_run_starts)
+    resume = ["resume=true", f"resume_from_checkpoint={folder / LAST_CHECKPOINT}", "max_steps=2"]
+    before = (folder / METRICS_FILE).read_bytes()
+    with pytest.raises(OutputError) as refused:
+        run_train(path, *resume)
+    assert str(refused.value).startswith(busy(late[0].pid))
+    assert (folder / METRICS_FILE).read_bytes() == before
 
 
 def test_run_folder_and_eval_suite_are_checked_before_the_data(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ maps them; a process's anonymous memory holds only the small per-frame arrays (a
 from __future__ import annotations
 
 import datetime
-import fcntl
 import functools
 import hashlib
 import json
@@ -43,6 +42,7 @@ from envs.spaces import ACTION_SIZE, DATASET_INFO_FILE, EPISODE_DIR, RGB_DIR
 from rt1_sim.config import FRAME_CACHE_MODES
 from rt1_sim.data.episodes import CACHE_SUFFIX, DatasetError, list_episodes, read_episode
 from rt1_sim.data.windows import STATE_SIZE, FrameCache, episode_states, load_frame_cache
+from rt1_sim.outputs import FileLock
 from rt1_sim.preprocess import resize_images
 
 log = logging.getLogger(__name__)
@@ -281,16 +281,13 @@ def frame_loader(
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """An exclusive flock on `<folder>.lock` for the block; says so when another process holds it."""
-    fd = os.open(folder.parent / f"{folder.name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("frame cache %s: another process holds it (building?); waiting", folder)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    lock = FileLock(folder.parent / f"{folder.name}.lock", keep=True)
+    if not lock.acquire(wait=False):
+        holder = lock.holder()
+        log.info("frame cache %s: another process (PID %s) holds it (building?); waiting", folder, holder)
+        lock.acquire(wait=True)
+    with lock:
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _checksum(data: dict[str, Any]) -> str:
