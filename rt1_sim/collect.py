@@ -42,7 +42,7 @@ from rt1_sim.data.episodes import (
 from rt1_sim.env_options import checked_env, describe_limit, episode_limit, option_defaults
 from rt1_sim.errors import ConfigError, DatasetError, OutputError, UserError
 from rt1_sim.files import atomic_write_text
-from rt1_sim.outputs import check_writable, make_folder, prepare_folder
+from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_folder, prepare_folder
 from rt1_sim.policy import make_expert
 from rt1_sim.pool import worker_count, worker_pool
 from rt1_sim.rollout import rollout
@@ -219,6 +219,23 @@ def collect(
     given = cfg.max_steps
     cfg = with_episode_limit(cfg)
     _check_env(cfg)
+    check_unlocked(out, "--out")  # another collect writing there: refused, naming it
+    _prepare_out(out, cfg, overwrite)  # reads only: the folder rule, before the lock creates the folder
+    with lock_folder(out, "--out"):  # one collection at a time in `out`, until this one ends
+        return _collect_locked(out, episodes, cfg, workers, progress, overwrite, given)
+
+
+def _collect_locked(
+    out: Path,
+    episodes: int,
+    cfg: CollectConfig,
+    workers: int,
+    progress: bool,
+    overwrite: bool,
+    given: int | None,
+) -> dict[str, Any]:
+    """`collect` once `out` is locked: open the dataset (checked again: another run may have ended meanwhile)
+    or resume it, then collect."""
     state = _open_dataset(out, episodes, cfg, overwrite)
     log.info("%s: episode limit %s", out, describe_limit(given, cfg.max_steps))
     # the expert succeeds in ~100% of episodes: far fewer means a broken setup
@@ -288,15 +305,18 @@ def collect_datasets(
     if plan == [(Path(out), cfg)]:  # an env without tasks: --out is the dataset
         return collect(out, episodes, cfg, workers, progress, overwrite)
     _check_root(Path(out))
+    check_unlocked(out, "--out")
     for folder, folder_cfg in plan:
         resolved = with_episode_limit(folder_cfg)
         _check_env(resolved)
+        check_unlocked(folder, "--out")
         _prepare_out(folder, resolved, overwrite)  # reads only: the folder rule, resumable settings
     start = time.perf_counter()
-    summaries = {
-        folder.name: collect(folder, episodes, folder_cfg, workers, progress, overwrite)
-        for folder, folder_cfg in plan
-    }
+    with lock_folder(out, "--out"):  # the root too: a second multi-task collection there is refused at once
+        summaries = {
+            folder.name: collect(folder, episodes, folder_cfg, workers, progress, overwrite)
+            for folder, folder_cfg in plan
+        }
     if len(summaries) == 1:
         return next(iter(summaries.values()))
     return _total(Path(out), summaries, time.perf_counter() - start)

@@ -446,3 +446,23 @@ def test_collect_caps_workers_at_the_episodes_and_cores(tmp_path, caplog):
     with caplog.at_level("INFO", logger="rt1_sim.pool"):
         collect(tmp_path / "d", 1, CollectConfig(seed=0), workers=9999, progress=False)
     assert "1 workers instead of 9999" in caplog.text
+
+
+def test_a_second_collect_into_a_folder_in_use_is_refused_naming_the_first(tmp_path, folder_holder):
+    out = tmp_path / "busy"
+    holder = folder_holder(out)
+    with pytest.raises(OutputError, match=rf"{out}.*{holder.pid}"):
+        collect(out, 1, CollectConfig(seed=0), progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [".rt1-sim.lock"]  # nothing of a dataset was written
+    holder.kill()
+    holder.wait()
+    root = tmp_path / "root"
+    holder = folder_holder(root)
+    tabletop = CollectConfig(
+        env_id="PandaTabletop-v0", env_options={"task": "drawer", "image_size": [16, 16]}
+    )
+    with pytest.raises(OutputError, match=str(holder.pid)):
+        collect_datasets(root, 1, tabletop, progress=False)
+    holder.kill()
+    holder.wait()
+    assert collect(out, 1, CollectConfig(seed=0), progress=False)["episodes"] == 1  # free again: it runs
