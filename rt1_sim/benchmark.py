@@ -447,7 +447,7 @@ def run_benchmark(
     progress: bool = True,
     examples: bool = True,
     overwrite: bool = False,
-    envs_per_worker: int = 1,
+    envs_per_worker: int = DEFAULT_ENVS_PER_WORKER,
 ) -> dict[str, Any]:
     """Run every cell, then write benchmark.md, report.html and benchmark.json into `out`; `workers`
     processes of `envs_per_worker` envs each run a cell's episodes. `out` must be new or empty, or hold the

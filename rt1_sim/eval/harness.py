@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 # Episodes per env in a chunk of seeds that a worker takes at a time (seed_chunks).
 CHUNK_ROUNDS = 4
 # Envs a worker steps together by default (eval and benchmark --envs-per-worker; benchmarks/eval_batching.py).
-DEFAULT_ENVS_PER_WORKER = 1
+DEFAULT_ENVS_PER_WORKER = 4
 
 LOG_FILE = "eval.log"
 # What a run writes into --out and into --record: what --overwrite may replace.
@@ -172,10 +172,11 @@ class Outputs:
             dist.barrier()
 
 
-def seed_chunks(seeds: Sequence[int], envs_per_worker: int) -> list[list[int]]:
-    """`seeds` cut into the chunks workers take one at a time: CHUNK_ROUNDS episodes per env of a worker,
-    so every env has a queue to refill from, and the workers stay balanced."""
-    size = CHUNK_ROUNDS * envs_per_worker
+def seed_chunks(seeds: Sequence[int], envs_per_worker: int, workers: int) -> list[list[int]]:
+    """`seeds` cut into the chunks workers take one at a time: up to CHUNK_ROUNDS episodes per env of a
+    worker, so every env has a queue to refill from, but never so many that a worker is left without one."""
+    share = -(-len(seeds) // workers)  # every worker's share, rounded up
+    size = max(envs_per_worker, min(CHUNK_ROUNDS * envs_per_worker, share))
     return [list(seeds[i : i + size]) for i in range(0, len(seeds), size)]
 
 
@@ -189,7 +190,7 @@ def run_shard(
     bar = tqdm(total=len(seeds), unit="ep", desc="eval", disable=not progress, mininterval=0.5)
     pool = worker_pool(workers, worker.init_worker, (job,), worker.close_worker, local_initargs=(job, rt1))
     with bar, pool as imap:
-        for chunk in imap(worker.run_episodes, seed_chunks(seeds, job.envs_per_worker)):
+        for chunk in imap(worker.run_episodes, seed_chunks(seeds, job.envs_per_worker, workers)):
             outcomes.extend(chunk)
             successes += sum(outcome["row"]["success"] for outcome in chunk)
             bar.update(len(chunk))
@@ -231,7 +232,7 @@ def evaluate(
     video_scale: int = 0,
     overrides: Sequence[str] = (),
     log_file: bool = False,
-    envs_per_worker: int = 1,
+    envs_per_worker: int = DEFAULT_ENVS_PER_WORKER,
 ) -> EvalReport:
     """Evaluate `config.policy` on the suite `config`, write the run folder `out`, return the report.
 
