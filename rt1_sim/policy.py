@@ -298,7 +298,7 @@ class SharedBatch:
 
     def act(self, obs: Mapping[int, dict[str, np.ndarray]]) -> dict[int, np.ndarray]:
         slots = sorted(obs)
-        if self.rows is None:
+        if self.rows is None or set(slots) <= set(self.begun):  # every episode is new: a new batch
             self.policy.start([self.begun[slot] for slot in slots])
             self.rows = slots
         else:
