@@ -1,4 +1,4 @@
-"""`rt1-sim collect | train | eval | benchmark | compare | plot | bench`: the command line.
+"""`rt1-sim collect | train | eval | benchmark | compare | export | plot | bench`: the command line.
 
 Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`; this
 file only dispatches, importing a module when its subcommand is used (so `rt1-sim collect` never imports
@@ -28,6 +28,7 @@ SUBCOMMANDS = {
         "rt1_sim.benchmark",
         "one policy over the multi-task generalization splits: success per family x split with intervals",
     ),
+    "export": ("rt1_sim.export", "write a dataset in LeRobot's format (LeRobotDataset v3.0)"),
     "plot": ("rt1_sim.plot", "draw a training run's learning curve (loss, closed-loop success) as a PNG"),
     "bench": ("rt1_sim.bench", "run the benchmarks in benchmarks/ and print their ratios"),
 }
