@@ -1,7 +1,7 @@
 """What PandaTabletop-v0's scenes are made of: shapes, colours (training / held-out), receptacles, the drawer.
 
-The names here are the one source for families, colour sets and held-out target combinations: tests, configs and
-rt1_sim import them rather than repeat literals.
+The names here are the one source for families, colour sets and held-out target combinations: tests, configs
+and rt1_sim import them rather than repeat literals.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ COLOR_SPLITS: dict[str, tuple[str, ...]] = {"train": tuple(TRAIN_COLORS), "heldo
 SHAPES: tuple[str, ...] = ("cube", "cylinder", "brick")  # all flat-topped and stable: nothing rolls away
 DRAWER = "drawer"  # the drawer family's target "shape"
 
-# (family, colour, shape) targets that no training-split episode uses (they may appear as distractors). All use
-# training colours and shapes: the held-out split tests new pairings of known words, not new words.
+# (family, colour, shape) targets that no training-split episode uses (they may appear as distractors). All
+# use training colours and shapes: the held-out split tests new pairings of known words, not new words.
 HELDOUT_COMBOS: tuple[tuple[str, str, str], ...] = (
     ("pick", "red", "cylinder"),
     ("pick", "blue", "brick"),
@@ -109,7 +109,7 @@ def box_extent(half_x: float, half_y: float, yaw: float, direction: np.ndarray) 
 
 
 def draw_size(rng: np.random.Generator, shape: str) -> tuple[float, float, float]:
-    """A size the gripper can hold (it opens 8 cm): cubes 4-5.5 cm, cylinders 4-5.2 cm wide, bricks 7 x 4 cm."""
+    """A size the gripper can hold (it opens 8 cm): cubes 4-5.5 cm, cylinders 4-5.2 cm wide, bricks 7x4 cm."""
     if shape == "cube":
         edge = float(rng.uniform(0.04, 0.055))
         return (edge, edge, edge)

@@ -1,4 +1,4 @@
-"""Franka Panda (pybullet_data's franka_panda/panda.urdf): end-effector delta control through IK at a fixed rate."""
+"""Franka Panda (pybullet_data's franka_panda/panda.urdf): end-effector delta control, IK, fixed rate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from envs.sim import Sim
 
-# pybullet_data's Panda with its collision meshes as visuals: same robot, 7x cheaper to render (see the README there).
+# pybullet_data's Panda with its collision meshes as visuals: same robot, 7x cheaper to render (its README).
 PANDA_URDF = str(Path(__file__).resolve().parent.parent / "assets" / "franka_panda" / "panda_lowpoly.urdf")
 ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 10)
@@ -32,9 +32,9 @@ class Panda:
     """Robot half of the env: `reset`, `set_action` (one control step) and `get_obs`.
 
     Control: the commanded end-effector pose is the measured position plus `world_vector`, and a commanded
-    orientation (kept by the robot, so roll/pitch never drift) rotated by `rotation_delta`; IK turns it into joint
-    targets tracked by position control for exactly `substeps` physics steps. At 240 Hz physics and 24 substeps the
-    control rate is 10 Hz, independent of wall-clock time.
+    orientation (kept by the robot, so roll/pitch never drift) rotated by `rotation_delta`; IK turns it into
+    joint targets tracked by position control for exactly `substeps` physics steps. At 240 Hz physics and 24
+    substeps the control rate is 10 Hz, independent of wall-clock time.
     """
 
     def __init__(
@@ -86,7 +86,7 @@ class Panda:
     def set_action(
         self, world_vector: np.ndarray, rotation_delta: np.ndarray, gripper_closedness: float
     ) -> None:
-        """Apply one control step: move the end effector by the deltas, command the gripper, step the physics."""
+        """One control step: move the end effector by the deltas, command the gripper, step the physics."""
         c = self.sim.client
         ee_pos, ee_orn = self.ee_pose()
         delta_rot = c.getQuaternionFromEuler(rotation_delta.tolist())

@@ -1,4 +1,5 @@
-"""Backwards-compatible name of PandaPick-v0's scripted expert (it lives with its task in envs/tasks/pick_cube.py).
+"""Backwards-compatible name of PandaPick-v0's scripted expert (it lives with its task in
+envs/tasks/pick_cube.py).
 
 `envs.make_expert(env)` picks the right expert for any env and family; this alias serves existing imports.
 """

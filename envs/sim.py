@@ -1,4 +1,4 @@
-"""A thin PyBullet wrapper: one physics client per instance, bodies by name, cameras rendered at their target size."""
+"""A thin PyBullet wrapper: one physics client per instance, bodies by name, cameras at their own size."""
 
 from __future__ import annotations
 
@@ -115,9 +115,9 @@ class Sim:
     ) -> int:
         """A static box that collides as a box but is drawn as its top face only (2 triangles instead of 12).
 
-        TinyRenderer scans every triangle it is given: a table's hidden faces span the whole image too, for about
-        10% of the render time at 256x320. The top face is wound and triangulated as PyBullet's own box is, so
-        every image stays byte-identical (tests/envs/test_pick_bytes.py).
+        TinyRenderer scans every triangle it is given: a table's hidden faces span the whole image too, for
+        about 10% of the render time at 256x320. The top face is wound and triangulated as PyBullet's own box
+        is, so every image stays byte-identical (tests/envs/test_pick_bytes.py).
         """
         c = self.client
         hx, hy, hz = half_extents

@@ -1,7 +1,7 @@
 """The contracts every part of rt1-sim shares: the action table, camera names and dataset column names.
 
-Env, scripted expert, dataset writer/reader and the action tokenizer all import these; no bound, camera or column
-name is written as a literal anywhere else.
+Env, scripted expert, dataset writer/reader and the action tokenizer all import these; no bound, camera or
+column name is written as a literal anywhere else.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ class ActionDim:
     discrete: bool = False
 
 
-# Per control step (10 Hz by default, see envs/robot.py). world_vector is an end-effector displacement in metres,
-# rotation_delta a (roll, pitch, yaw) increment in radians, gripper_closedness an absolute command
+# Per control step (10 Hz by default, see envs/robot.py). world_vector is an end-effector displacement in
+# metres, rotation_delta a (roll, pitch, yaw) increment in radians, gripper_closedness an absolute command
 # (-1 fully open, +1 fully closed) and terminate_episode a flag (> 0.5 asks the env to end the episode).
 # Bounds are narrower than the paper's normalised [-1, 1] / [-pi/2, pi/2] so that 256 bins give sub-millimetre
 # (0.31 mm) and 2 mrad resolution for this arm and task.
@@ -99,8 +99,8 @@ JOINT_COLUMNS: tuple[str, ...] = tuple(f"joint_{i}" for i in range(9))
 OBJECT_POSE_COLUMNS: tuple[str, ...] = tuple(
     f"tar_obj_pose_{k}" for k in ("x", "y", "z", "rx", "ry", "rz", "rw")
 )
-# Optional (the multi-task env's tasks log them, PandaPick-v0 does not): where the task wants its target to end
-# up, metres (`info["goal_pos"]`), for training-time auxiliary losses.
+# Optional (the multi-task env's tasks log them, PandaPick-v0 does not): where the task wants its target to
+# end up, metres (`info["goal_pos"]`), for training-time auxiliary losses.
 GOAL_COLUMNS: tuple[str, ...] = ("goal_pos_x", "goal_pos_y", "goal_pos_z")
 TASK_COLUMN = "task_description"
 RAW_COLUMNS: tuple[str, ...] = (

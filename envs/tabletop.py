@@ -1,11 +1,11 @@
 """The env: one `Sim` + one `Panda` + a `Task`, seen by a fixed `front` and a hand-mounted `wrist` camera.
 
-Frame: the robot base is at the origin on the table top (z = 0), x points away from the robot into the workspace,
-+y is to the right as seen by the front camera (which looks back at the robot from x = 1 m). Control runs at 10 Hz
-(24 physics substeps of 1/240 s each, see envs/robot.py). `TabletopEnv` holds everything the task families share
-(cameras, observation, action handling, the success hold, termination); subclasses choose the task per episode:
-`PandaPickEnv` (envs/panda_pick.py) always the single-cube pick, `PandaTabletopEnv` (below) a family from
-envs/tasks/ or a seeded uniform mix of them.
+Frame: the robot base is at the origin on the table top (z = 0), x points away from the robot into the
+workspace, +y is to the right as seen by the front camera (which looks back at the robot from x = 1 m).
+Control runs at 10 Hz (24 physics substeps of 1/240 s each, see envs/robot.py). `TabletopEnv` holds everything
+the task families share (cameras, observation, action handling, the success hold, termination); subclasses
+choose the task per episode: `PandaPickEnv` (envs/panda_pick.py) always the single-cube pick,
+`PandaTabletopEnv` (below) a family from envs/tasks/ or a seeded uniform mix of them.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ class TabletopEnv(gym.Env):
         self.episode_seed = seed
         rng = self.np_random
         self.sim.clear()
-        # A flat, untextured table large enough to fill every view (a textured plane costs render time), drawn as
-        # its top face only.
+        # A flat, untextured table large enough to fill every view (a textured plane costs render time), drawn
+        # as its top face only.
         self.sim.create_slab("table", (1.0, 1.0, 0.02), (0.45, 0.0, -0.02), rgba=TABLE_RGBA)
         self.robot.load()
         self.robot.reset()
@@ -186,7 +186,7 @@ class TabletopEnv(gym.Env):
         return self.task.is_success()
 
     def privileged_state(self) -> dict[str, Any]:
-        """Ground truth for the scripted expert: robot state and the task's own (never part of the observation)."""
+        """Ground truth for the scripted expert: robot state and the task's own (never in the observation)."""
         ee_pos, ee_quat = self.robot.ee_pose()
         return {
             "episode_seed": self.episode_seed,
@@ -201,7 +201,7 @@ class TabletopEnv(gym.Env):
         return self.task.variation()
 
     def raw_state(self) -> np.ndarray:
-        """The state logged per frame in results_raw.csv: 9 joint positions, target position and xyzw quaternion."""
+        """The state logged per frame in results_raw.csv: 9 joint positions, target xyz, xyzw quaternion."""
         pos, quat = self.task.raw_object_pose()
         return np.concatenate([self.robot.joint_positions(), pos, quat])
 
@@ -211,7 +211,7 @@ class TabletopEnv(gym.Env):
 
     # ---- observation ----
     def _draw_view(self, rng: np.random.Generator) -> None:
-        """Light direction and front camera pose for the episode (the table colour last, only when jittered)."""
+        """Light direction and front camera pose for the episode (then the table colour, when jittered)."""
         view = self.view
         self._light = self.light_direction + rng.normal(0.0, view.light_jitter, 3) * (view.light_jitter > 0)
         jitter = rng.normal(0.0, view.camera_jitter, 3) if view.camera_jitter > 0 else np.zeros(3)
@@ -249,8 +249,9 @@ class PandaTabletopEnv(TabletopEnv):
     """PandaTabletop-v0: one task family (`task=`), or `task="mix"`: a seeded uniform choice per episode.
 
     Same cameras, action table, control rate and observation as PandaPick-v0; `info["instruction"]` names the
-    episode's goal. Split options (`colors`, `paraphrases`, `combos`, each "train" or "heldout") choose training or
-    held-out colours, phrasings and (family, colour, shape) targets; see envs/objects.py and envs/tasks/.
+    episode's goal. Split options (`colors`, `paraphrases`, `combos`, each "train" or "heldout") choose
+    training or held-out colours, phrasings and (family, colour, shape) targets; see envs/objects.py and
+    envs/tasks/.
     """
 
     def __init__(

@@ -1,9 +1,9 @@
 """The Task interface: what one task family adds to the shared table-and-robot scene.
 
-A Task is built once per env with the env's `Sim` and `Panda` and its options; every episode the env clears the
-scene, loads table and robot, then calls `build(rng)` with its own `np_random` (the only randomness a task may use),
-lets the scene settle, and calls `start()`. After each control step it calls `after_step()` and then reads
-`is_success()` (instantaneous: the env applies the hold over several control steps).
+A Task is built once per env with the env's `Sim` and `Panda` and its options; every episode the env clears
+the scene, loads table and robot, then calls `build(rng)` with its own `np_random` (the only randomness a task
+may use), lets the scene settle, and calls `start()`. After each control step it calls `after_step()` and then
+reads `is_success()` (instantaneous: the env applies the hold over several control steps).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What PandaTabletop-v0's task families share: options and their validation, instruction templates, the drawing
-of named objects per split, object placement, and the scene-level checks (released, resting, lifted)."""
+"""What PandaTabletop-v0's task families share: options and their validation, instruction templates, the
+drawing of named objects per split, object placement, and scene-level checks (released, resting, lifted)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ RESTING_SPEED = 0.05  # m/s: slower than this counts as resting
 
 @dataclass(frozen=True)
 class Template:
-    """One instruction phrasing. `verbs`: the words that carry the action (a held-out template's verbs never occur
-    in any training template)."""
+    """One instruction phrasing. `verbs`: the words that carry the action (a held-out template's verbs never
+    occur in any training template)."""
 
     text: str
     verbs: tuple[str, ...]
@@ -199,7 +199,7 @@ class TabletopTask(Task):
         x_range=WORKSPACE_X,
         y_range=WORKSPACE_Y,
     ) -> np.ndarray:
-        """A table position whose disc of `radius` keeps SPACING clear of every (centre, radius) in keep_out."""
+        """A table spot whose disc of `radius` stays SPACING clear of each (centre, radius) of keep_out."""
         for _ in range(1000):
             xy = np.array([rng.uniform(*x_range), rng.uniform(*y_range)])
             if all(np.linalg.norm(xy - c) >= radius + r + SPACING for c, r in keep_out):

@@ -1,7 +1,7 @@
-"""`drawer`: "open the drawer" / "close the drawer" on a cabinet with one drawer on a prismatic joint and a bar
-handle (assets/drawer/cabinet.urdf). The cabinet stands at the left or right edge of the workspace with its drawer
-facing the middle. Success: drawer open >= 0.10 m / closed <= 0.01 m. The cabinet's colour is the episode's
-target colour (training or held-out set); the instruction does not name it."""
+"""`drawer`: "open the drawer" / "close the drawer" on a cabinet with one drawer on a prismatic joint and a
+bar handle (assets/drawer/cabinet.urdf). The cabinet stands at the left or right edge of the workspace with
+its drawer facing the middle. Success: drawer open >= 0.10 m / closed <= 0.01 m. The cabinet's colour is the
+episode's target colour (training or held-out set); the instruction does not name it."""
 
 from __future__ import annotations
 
@@ -125,8 +125,8 @@ class DrawerTask(TabletopTask):
 
 
 class DrawerExpert(Expert):
-    """Open: hover above the handle bar, descend around it half-open, close, pull outwards. Close: closed fingers
-    descend just outside the bar and push it in. Both steer by the live handle position."""
+    """Open: hover above the handle bar, descend around it half-open, close, pull outwards. Close: closed
+    fingers descend just outside the bar and push it in. Both steer by the live handle position."""
 
     phases = ("approach", "descend", "grip", "move", "retreat")
     noisy_phases = ("approach",)

@@ -1,5 +1,5 @@
-"""`move_near`: "move the {A} near the {B}". Success: A's centre within 0.10 m (xy) of B's, A released and resting
-on the table, B moved no more than 5 cm from where it started."""
+"""`move_near`: "move the {A} near the {B}". Success: A's centre within 0.10 m (xy) of B's, A released and
+resting on the table, B moved no more than 5 cm from where it started."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ class MoveNearTask(TabletopTask):
         self.place_offset = self._free_spot_near_other() - self.other_start[:2]  # from B's centre, metres
 
     def _free_spot_near_other(self) -> np.ndarray:
-        """Where the expert sets A down: beside B with a PLACE_GAP between their sides (the fingers included), in
-        the free direction that needs the least room (metres, xy)."""
+        """Where the expert sets A down: beside B with a PLACE_GAP between their sides (the fingers included),
+        in the free direction that needs the least room (metres, xy)."""
         b, a = self.pose("other")[0][:2], self.pose("target")[0][:2]
         yaw_a, yaw_b = self.yaw("target"), self.yaw("other")
         base = np.arctan2(*(a - b)[::-1])

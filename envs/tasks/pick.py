@@ -1,5 +1,6 @@
-"""`pick`: "pick up the {color} {shape}" among 1-3 other objects, at least one sharing the target's colour or its
-shape, so the instruction is needed to choose. Success: the named object lifted >= 5 cm, held by both fingers."""
+"""`pick`: "pick up the {color} {shape}" among 1-3 other objects, at least one sharing the target's colour
+or its shape, so the instruction is needed to choose. Success: the named object lifted >= 5 cm, held by both
+fingers."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ class PickTask(TabletopTask):
 
 
 class PickExpert(PickPlaceExpert):
-    """Approach, align with the target's narrow side, descend, close, lift and ask to terminate once lifted."""
+    """Approach, align with the target's narrow side, descend, close, lift, ask to terminate once lifted."""
 
     lift_only = True
     on_stall = {"approach": "descend", "descend": "close"}  # a stalled lift: nothing better than lifting

@@ -1,14 +1,15 @@
 """PandaPick-v0's task: pick up one cube (optionally among distractors) and its waypoint expert.
 
-Scene: the cube (5 cm by default) spawns at x in [0.45, 0.65] m, y in [-0.15, 0.15] m, yaw in [-pi/4, pi/4] (a cube
-is symmetric under 90-degree turns, so that range covers every orientation). Success: the cube itself is lifted at
-least `lift_height` (5 cm) above its resting height while touching both fingers. Every draw happens in the order
-the single-task env made it, so PandaPick-v0 gives the same bytes per seed as before the multi-task envs existed.
+Scene: the cube (5 cm by default) spawns at x in [0.45, 0.65] m, y in [-0.15, 0.15] m, yaw in [-pi/4, pi/4] (a
+cube is symmetric under 90-degree turns, so that range covers every orientation). Success: the cube itself is
+lifted at least `lift_height` (5 cm) above its resting height while touching both fingers. Every draw happens
+in the order the single-task env made it, so PandaPick-v0 gives the same bytes per seed as before the
+multi-task envs existed.
 
-The expert approaches above the cube, aligns with its yaw, descends, closes, lifts and asks to terminate. It reads
-the ground truth through `env.privileged_state()` and implements the Policy protocol (`reset(instruction)`,
-`act(obs) -> flat action`); each step recomputes its command from the current state (closed loop), so optional
-action noise diversifies demonstrations without derailing them.
+The expert approaches above the cube, aligns with its yaw, descends, closes, lifts and asks to terminate. It
+reads the ground truth through `env.privileged_state()` and implements the Policy protocol
+(`reset(instruction)`, `act(obs) -> flat action`); each step recomputes its command from the current state
+(closed loop), so optional action noise diversifies demonstrations without derailing them.
 """
 
 from __future__ import annotations
@@ -152,8 +153,9 @@ class PickCubeExpert(Expert):
     """Scripted pick policy reading privileged state from `env` (a PandaPickEnv or a wrapper of one).
 
     `noise` is the standard deviation of Gaussian noise added to the translation and yaw commands while
-    approaching and descending, as a fraction of their bounds (the shared `Expert` base: seeded by (`seed`, the
-    episode's seed), so demonstrations depend only on seeds, never on which worker ran them or in what order).
+    approaching and descending, as a fraction of their bounds (the shared `Expert` base: seeded by (`seed`,
+    the episode's seed), so demonstrations depend only on seeds, never on which worker ran them or in what
+    order).
     """
 
     phases = ("approach", "descend", "close", "lift")

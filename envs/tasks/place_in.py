@@ -1,5 +1,5 @@
-"""`place_in`: "put the {A} in the {color} bowl", two bowls of different colours on the table. Success: A released
-and resting inside the named bowl (its centre within the bowl's inner radius, below the rim)."""
+"""`place_in`: "put the {A} in the {color} bowl", two bowls of different colours on the table. Success: A
+released and resting inside the named bowl (its centre within the bowl's inner radius, below the rim)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""`push`: "push the {A} to the {direction}", direction one of left / right / front / back. Success: A moved at
-least 0.10 m that way and was never lifted more than 2 cm.
+"""`push`: "push the {A} to the {direction}", direction one of left / right / front / back. Success: A moved
+at least 0.10 m that way and was never lifted more than 2 cm.
 
-Directions as seen by the front camera (which looks back at the robot): left = -y, right = +y, front = +x (away
-from the robot, towards the camera), back = -x (towards the robot).
+Directions as seen by the front camera (which looks back at the robot): left = -y, right = +y, front = +x
+(away from the robot, towards the camera), back = -x (towards the robot).
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ class PushTask(TabletopTask):
 
 
 class PushExpert(Expert):
-    """Closed gripper: hover behind A (opposite the direction), descend to just above the table, push along the
+    """Closed gripper: hover behind A (opposite the direction), descend to just above the table, push along
+    the
     direction while steering back behind A's centre, stop once A has gone EXPERT_DISTANCE, lift away."""
 
     phases = ("approach", "descend", "push", "retreat")

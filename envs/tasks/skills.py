@@ -1,10 +1,10 @@
 """Scripted-expert building blocks shared by the task families: a closed-loop phase machine base class and the
 pick-and-place skill most families use.
 
-Every expert implements the Policy protocol (`reset(instruction)`, `act(obs) -> flat float32 action`), reads ground
-truth through `env.unwrapped.privileged_state()` only, and recomputes its command from the current state each step,
-so optional action noise (a fraction of the bounds, from a generator seeded by (seed, episode seed)) diversifies
-demonstrations without derailing them.
+Every expert implements the Policy protocol (`reset(instruction)`, `act(obs) -> flat float32 action`), reads
+ground truth through `env.unwrapped.privileged_state()` only, and recomputes its command from the current
+state each step, so optional action noise (a fraction of the bounds, from a generator seeded by (seed, episode
+seed)) diversifies demonstrations without derailing them.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ def make_action(move: np.ndarray, turn: float, gripper: float, terminate: float)
 
 class Expert:
     """Base of the phase-machine experts: seeding, noise and the action format. Subclasses set `phases[0]` and
-    implement `plan(state) -> (target xyz, yaw error, gripper, terminate)`. `act` returns the command with noise
-    (what moves the robot); `clean_action` keeps the same command before noise: a demonstration's label when
-    noise only perturbs the states it visits (DART, `rt1-sim collect --set clean_labels=true`)."""
+    implement `plan(state) -> (target xyz, yaw error, gripper, terminate)`. `act` returns the command with
+    noise (what moves the robot); `clean_action` keeps the same command before noise: a demonstration's label
+    when noise only perturbs the states it visits (DART, `rt1-sim collect --set clean_labels=true`)."""
 
     phases: tuple[str, ...] = ()
     noisy_phases: tuple[str, ...] = ("approach",)
@@ -134,10 +134,11 @@ class Expert:
 class PickPlaceExpert(Expert):
     """Grasp the target across its narrow side, lift, carry above `place_pos`, lower, open, retreat upwards.
 
-    Reads `target` (an object state: pos, yaw, grasp_symmetry, is_grasped) and, unless `lift_only`, `place_pos`:
-    where the target's centre should be when released (metres). Lowering steers the object, not the hand, so a
-    grasp off-centre still lands the object where it belongs. With `lift_only` (pick) it lifts the grasp point to
-    the state's `lift_z` (metres), holds, and asks to terminate once the state says `is_success`.
+    Reads `target` (an object state: pos, yaw, grasp_symmetry, is_grasped) and, unless `lift_only`,
+    `place_pos`: where the target's centre should be when released (metres). Lowering steers the object, not
+    the hand, so a grasp off-centre still lands the object where it belongs. With `lift_only` (pick) it lifts
+    the grasp point to the state's `lift_z` (metres), holds, and asks to terminate once the state says
+    `is_success`.
     """
 
     phases = ("approach", "descend", "close", "lift", "carry", "lower", "release", "retreat")

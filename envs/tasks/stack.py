@@ -1,4 +1,5 @@
-"""`stack`: "stack the {A} on the {B}". Success: A released and resting on top of B (touching B, not the table)."""
+"""`stack`: "stack the {A} on the {B}". Success: A released and resting on top of B (touching B, not the
+table)."""
 
 from __future__ import annotations
 
