@@ -115,7 +115,7 @@ class PandaPickEnv(TabletopEnv):
         )
         super().__init__(view)
         self.pick_task = PickCubeTask(self.sim, self.robot, options)
-        # The option attributes the single-task env exposed (rt1_sim's evaluator reads the ranges).
+        # The option attributes the single-task env has always exposed.
         self.cube_color, self.cube_size_range = options.cube_color, options.cube_size_range
         self.x_range, self.y_range, self.yaw_range = options.x_range, options.y_range, options.yaw_range
         self.num_distractors, self.lift_height = options.num_distractors, options.lift_height
@@ -129,7 +129,7 @@ class PandaPickEnv(TabletopEnv):
     def _select_task(self, rng: np.random.Generator) -> Task:
         return self.pick_task
 
-    # ---- the single-task names rt1_sim and older tests read ----
+    # ---- the single-task env's own names ----
     @property
     def cube_color_name(self) -> str:
         return self.pick_task.cube_color_name

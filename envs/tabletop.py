@@ -200,6 +200,10 @@ class TabletopEnv(gym.Env):
         """JSON-able facts of the current episode (family, target, splits, ...); read right after reset."""
         return self.task.variation()
 
+    def variation_ranges(self) -> dict[str, tuple[float, float]]:
+        """The range each continuous variation() value of this task is drawn from ({} when none)."""
+        return self.task.variation_ranges()
+
     def raw_state(self) -> np.ndarray:
         """The state logged per frame in results_raw.csv: 9 joint positions, target xyz, xyzw quaternion."""
         pos, quat = self.task.raw_object_pose()
@@ -232,9 +236,11 @@ class TabletopEnv(gym.Env):
         return obs
 
     def _info(self) -> dict[str, Any]:
+        metrics = self.task.metrics()
         info = {
             "is_success": self.task.is_success(),
-            **self.task.metrics(),
+            **metrics,  # at the top level too: PandaPick-v0's infos keep the keys they always had
+            "task_metrics": dict(metrics),
             "instruction": self.instruction,
             "success_once": self._success_once,
             "raw_state": self.raw_state(),

@@ -19,7 +19,8 @@ StepCallback = Callable[[dict[str, np.ndarray], dict[str, Any], np.ndarray | Non
 
 @dataclass(frozen=True)
 class EpisodeResult:
-    """What one episode gave. `success` is ManiSkill's success_at_end: the cube is held lifted at the end."""
+    """What one episode gave. `success` is ManiSkill's success_at_end: the env's `is_success` at the last
+    step. `task_metrics` are the task's own numbers then (`info["task_metrics"]`, e.g. a lifted height)."""
 
     seed: int
     instruction: str
@@ -27,7 +28,7 @@ class EpisodeResult:
     success_once: bool
     steps: int
     end_reason: str  # "success" | "terminate_action" | "time_limit"
-    final_cube_height: float
+    task_metrics: dict[str, float | bool]
     sim_seconds: float  # env.reset + env.step: physics, IK and rendering
     policy_seconds: float  # policy.reset + policy.act
 
@@ -153,7 +154,13 @@ def _result(r: _Running, end_reason: str) -> EpisodeResult:
         success_once=bool(info["success_once"]),
         steps=r.steps,
         end_reason=end_reason,
-        final_cube_height=float(info["cube_height"]),
+        task_metrics={k: _scalar(v) for k, v in info.get("task_metrics", {}).items()},
         sim_seconds=r.sim_seconds,
         policy_seconds=r.policy_seconds,
     )
+
+
+def _scalar(value: Any) -> float | bool:
+    """A task metric as a plain bool or float (numpy scalars and 0-d arrays included)."""
+    value = np.asarray(value).item()
+    return value if isinstance(value, bool) else float(value)

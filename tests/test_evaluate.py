@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
 import pandas as pd
@@ -93,7 +94,10 @@ def test_results_do_not_depend_on_workers_and_outputs_are_readable(tmp_path):
     # the env's variation() (its "instruction" is the row's own column)
     variation = ["cube_color", "num_distractors", "cube_size", "cube_x", "cube_y", "family", "target"]
     assert list(csv.columns) == ev.episode_columns(results["per_episode"])
-    assert list(csv.columns) == [*ev.results.ROW_COLUMNS, *variation, "video"]
+    head, tail = ev.results.ROW_COLUMNS[:4], ev.results.ROW_COLUMNS[4:]
+    # the task's own final numbers (info["task_metrics"]) after "steps"
+    assert list(csv.columns) == [*head, "final_is_grasped", "final_cube_height", *tail, *variation, "video"]
+    assert (csv["final_cube_height"] > 0.05).sum() == csv["success"].sum()  # the expert lifts every cube
     for row in results["per_episode"]:
         frames = imageio.mimread(out1 / row["video"], format="FFMPEG")
         assert len(frames) == row["steps"] + 1  # every observation, the final one included
@@ -397,3 +401,30 @@ def test_envs_per_worker_changes_no_row_and_no_action(tmp_path, policy, env_id, 
     assert len(set(rows[1]["steps"])) > 1  # episodes of different lengths: envs were refilled
     for a, b in zip(actions[1], actions[2], strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(("family", "metrics"), [("drawer", {"drawer_opening"}), ("pick", {"target_height"})])
+def test_an_episode_reports_its_tasks_own_metrics(family: str, metrics: set[str]) -> None:
+    """rt1_sim reads the env's is_success and its task's numbers under info["task_metrics"]: a drawer episode
+    has no lifted height to report, and none is made up for it."""
+    from envs import make_expert
+    from rt1_sim.rollout import rollout
+
+    env = gym.make("PandaTabletop-v0", task=family, image_size=(32, 32))
+    result = rollout(env, make_expert(env, seed=0), seed=3)
+    env.close()
+    assert result.success and metrics <= set(result.task_metrics)
+    assert all(isinstance(v, (bool, float)) for v in result.task_metrics.values())
+    assert not any("cube" in k for k in result.task_metrics)
+
+
+def test_rt1_sim_names_no_object_of_any_task() -> None:
+    """The library is task-agnostic: what a task is made of lives in envs/ (the families' files)."""
+    package = Path(ev.__file__).resolve().parent.parent
+    offenders = [
+        f"{path.relative_to(package.parent)}:{n}"
+        for path in sorted(package.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "cube" in line.lower()
+    ]
+    assert offenders == []

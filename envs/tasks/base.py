@@ -46,7 +46,13 @@ class Task(ABC):
         """Whether the goal state holds right now."""
 
     def metrics(self) -> dict[str, float]:
-        """Task numbers the env copies into `info` every step (e.g. `target_height`, metres)."""
+        """Task numbers the env reports every step under `info["task_metrics"]` (e.g. `target_height`,
+        metres)."""
+        return {}
+
+    def variation_ranges(self) -> dict[str, tuple[float, float]]:
+        """The range each continuous `variation()` value is drawn from (an evaluation bins it over that range
+        in its per-variation breakdown); {} when there is none."""
         return {}
 
     @abstractmethod

@@ -92,7 +92,7 @@ class DrawerTask(TabletopTask):
         return self.opening() >= OPEN_ENOUGH if self.action == "open" else self.opening() <= CLOSED_ENOUGH
 
     def metrics(self) -> dict[str, float]:
-        return {"drawer_opening": self.opening(), "target_height": 0.0, "cube_height": 0.0}
+        return {"drawer_opening": self.opening()}
 
     def goal_position(self) -> np.ndarray:
         """Where the handle is once the drawer is open OPEN_ENOUGH / closed, from where it is now."""

@@ -110,7 +110,6 @@ class MoveNearTask(TabletopTask):
         return {
             "is_grasped": self.is_grasped("target"),
             "target_height": height,
-            "cube_height": height,
             "distance": self.distance(),
             "other_motion": self.other_motion(),
         }

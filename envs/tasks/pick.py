@@ -60,7 +60,7 @@ class PickTask(TabletopTask):
 
     def metrics(self) -> dict[str, float]:
         height = self.height("target")
-        return {"is_grasped": self.is_grasped("target"), "target_height": height, "cube_height": height}
+        return {"is_grasped": self.is_grasped("target"), "target_height": height}
 
     def privileged_state(self) -> dict[str, Any]:
         return {

@@ -119,6 +119,10 @@ class PickCubeTask(Task):
             "lift_height": self.options.lift_height,
         }
 
+    def variation_ranges(self) -> dict[str, tuple[float, float]]:
+        o = self.options
+        return {"cube_size": o.cube_size_range, "cube_x": o.x_range, "cube_y": o.y_range}
+
     def variation(self) -> dict[str, Any]:
         """What rt1_sim's evaluator logged per episode, plus the family fields every task reports."""
         pos, _ = self.sim.base_pose("cube")

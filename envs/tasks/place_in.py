@@ -68,7 +68,6 @@ class PlaceInTask(TabletopTask):
         return {
             "is_grasped": self.is_grasped("target"),
             "target_height": height,
-            "cube_height": height,
             "bowl_distance": distance,
         }
 

@@ -89,7 +89,6 @@ class PushTask(TabletopTask):
         height = self.height("target")
         return {
             "target_height": height,
-            "cube_height": height,
             "push_progress": self.progress(),
             "max_lift": self.max_lift,
         }

@@ -62,7 +62,6 @@ class StackTask(TabletopTask):
         return {
             "is_grasped": self.is_grasped("target"),
             "target_height": height,
-            "cube_height": height,
             "base_offset": offset,
         }
 

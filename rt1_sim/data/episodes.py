@@ -5,7 +5,7 @@ strictly.
 <root>/<view>/dataset_info.json         {"episode_length": [L0, L1, ...]}
 <root>/<view>/data_000/rgb/image_001.png  ...  (one per frame)
 <root>/<view>/data_000/results.csv        actions, one row per frame   (IO's `result.csv` is read too)
-<root>/<view>/data_000/results_raw.csv    joints + cube pose + task      (IO's `result_raw.csv` is read too)
+<root>/<view>/data_000/results_raw.csv    joints + object pose + task    (IO's `result_raw.csv` is read too)
 <root>/<view>/data_000/episode.json       seed, instruction, success, steps (ours; optional when reading)
 ```
 No torch here: collection and evaluation recording use this module; training reads through it.
@@ -99,7 +99,7 @@ class Episode:
 
     images: dict[str, np.ndarray]  # view -> (L, H, W, 3) uint8
     actions: np.ndarray  # (L, ACTION_SIZE) float32
-    raw_states: np.ndarray  # (L, RAW_STATE_SIZE) float64: 9 joints, cube xyz + xyzw quaternion
+    raw_states: np.ndarray  # (L, RAW_STATE_SIZE) float64: 9 joints, target xyz + xyzw quaternion
     instruction: str
     meta: dict[str, Any] = field(default_factory=dict)  # seed, success, steps, ... (JSON-serialisable)
     goals: np.ndarray | None = None  # (L, 3) float64: the task's goal position per frame, where it logs one

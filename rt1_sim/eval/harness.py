@@ -92,15 +92,7 @@ def probe_env(config: EvalConfig, env_options: dict[str, Any], source: str) -> t
     returns the ranges that bin continuous variations in the breakdown (where the env has them) and the
     episode step limit."""
     probe = checked_env(config.env_id, env_options, source, "env_options.")
-    ranges = {
-        name: getattr(probe.unwrapped, attribute)
-        for name, attribute in (
-            ("cube_size", "cube_size_range"),
-            ("cube_x", "x_range"),
-            ("cube_y", "y_range"),
-        )
-        if hasattr(probe.unwrapped, attribute)
-    }
+    ranges = probe.unwrapped.variation_ranges() if hasattr(probe.unwrapped, "variation_ranges") else {}
     probe.close()
     max_steps = episode_limit(config.env_id, config.max_steps, source)
     return ranges, max_steps

@@ -27,17 +27,18 @@ from rt1_sim.eval.stats import breakdown, rate_block
 from rt1_sim.files import atomic_write_text
 
 RESULTS_FILE, EPISODES_FILE = "results.json", "episodes.csv"
-# Columns of every episode row; the env's variation() keys come between these and "video".
+# Columns of every episode row. The task's own numbers at the end (`info["task_metrics"]`, as METRIC_PREFIX +
+# name) follow "steps"; the env's variation() keys come between these and "video".
 ROW_COLUMNS = (
     "seed",
     "success",
     "success_once",
     "steps",
-    "final_cube_height",
     "end_reason",
     "instruction",
     "policy_instruction",
 )
+METRIC_PREFIX = "final_"
 RENDERER = "pybullet ER_TINY_RENDERER (CPU)"  # what envs/sim.py renders every camera with
 
 
@@ -73,13 +74,26 @@ def variation_names(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     describe their episodes with different keys)."""
     names: dict[str, None] = {}
     for row in rows:
-        names.update((k, None) for k in row if k not in ROW_COLUMNS and k != "video")
+        names.update((k, None) for k in row if k not in ROW_COLUMNS and k != "video" and not _metric(k))
     return list(names)
 
 
+def metric_names(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The task-metric columns (`final_<name>`), in order of first appearance over all rows."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update((k, None) for k in row if _metric(k))
+    return list(names)
+
+
+def _metric(key: str) -> bool:
+    return key.startswith(METRIC_PREFIX)
+
+
 def episode_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """episodes.csv's columns: ROW_COLUMNS, the variation keys, "video"."""
-    return [*ROW_COLUMNS, *variation_names(rows), "video"]
+    """episodes.csv's columns: ROW_COLUMNS with the task metrics after "steps", variation keys, "video"."""
+    at = ROW_COLUMNS.index("steps") + 1
+    return [*ROW_COLUMNS[:at], *metric_names(rows), *ROW_COLUMNS[at:], *variation_names(rows), "video"]
 
 
 def versions() -> dict[str, Any]:

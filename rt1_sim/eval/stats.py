@@ -59,8 +59,9 @@ def breakdown(
     rows: Sequence[Mapping[str, Any]], names: Sequence[str], ranges: Mapping[str, tuple[float, float]]
 ) -> dict[str, Any]:
     """Success per variation `names` (the keys of the env's `variation()`), in value order: a variation with a
-    range in `ranges` (e.g. {"cube_x": (lo, hi)}) is binned over it, any other is grouped by value. Variations
-    that are lists (e.g. the names of every object in the scene) describe a scene, not a group: skipped."""
+    range in `ranges` (the env's `variation_ranges()`) is binned over it, any other is grouped by value.
+    Variations that are lists (e.g. the names of every object in the scene) describe a scene, not a group:
+    skipped."""
     out: dict[str, Any] = {}
     for name in names:
         having = [r for r in rows if name in r]  # a mix suite's families have different variation keys

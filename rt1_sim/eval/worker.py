@@ -21,6 +21,7 @@ from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig
 from rt1_sim.data.episodes import EpisodeRecorder, stage_episode
 from rt1_sim.eval.policies import PolicyChoice, load_rt1, policy_for_episodes
+from rt1_sim.eval.results import METRIC_PREFIX
 from rt1_sim.eval.video import video_frame, wants_video, write_video
 from rt1_sim.policy import SharedBatch, TellInstead
 from rt1_sim.rollout import EachEnv, EpisodeResult, StepCallback, rollouts
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from rt1_sim.policy import RT1Policy
 
 VIDEO_DIR = "videos"  # in the run folder
-RECORD_META_KEYS = ("seed", "success", "success_once", "end_reason", "final_cube_height")
+RECORD_META_KEYS = ("seed", "success", "success_once", "end_reason")
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def _outcome(job: EvalJob, result: EpisodeResult, episode: _Episode) -> dict[str
         "success": result.success,
         "success_once": result.success_once,
         "steps": result.steps,
-        "final_cube_height": result.final_cube_height,
+        **{METRIC_PREFIX + k: v for k, v in result.task_metrics.items()},
         "end_reason": result.end_reason,
         "instruction": result.instruction,
         "policy_instruction": result.instruction if told is None else told,
@@ -138,7 +139,11 @@ def _outcome(job: EvalJob, result: EpisodeResult, episode: _Episode) -> dict[str
         "video": video,
     }
     if episode.recorder is not None:
-        meta = {**{k: row[k] for k in RECORD_META_KEYS}, "policy": job.policy.label}
+        meta = {
+            **{k: row[k] for k in RECORD_META_KEYS},
+            "task_metrics": result.task_metrics,
+            "policy": job.policy.label,
+        }
         stage_episode(
             Path(job.record), CAMERA_NAMES, f"seed{seed}", episode.recorder.episode(result.instruction, meta)
         )

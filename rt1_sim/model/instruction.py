@@ -35,7 +35,7 @@ USE_SIZE = 512  # USE's embedding width, RT-1's FiLM context
 
 
 def normalize_instruction(instruction: str) -> str:
-    """Canonical form: underscores as spaces (datasets write `pick_up_the_red_cube`), lowercase."""
+    """Canonical form: underscores as spaces (datasets write `open_the_drawer`), lowercase."""
     return " ".join(instruction.replace("_", " ").lower().split())
 
 
