@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from envs.spaces import CAMERA_NAMES
-from rt1_sim.data.episodes import expand_dataset_roots, is_lerobot_dataset, list_episodes
+from rt1_sim.data.episodes import expand_dataset_roots, list_episodes
+from rt1_sim.data.sources import is_lerobot_dataset
 from rt1_sim.errors import DatasetError, OutputError
 
 log = logging.getLogger(__name__)

@@ -55,8 +55,9 @@ from rt1_sim.checkpoint import (
     save_checkpoint,
 )
 from rt1_sim.config import EvalConfig, TrainConfig, add_override_argument, config_to_dict, load_config
-from rt1_sim.data.episodes import DatasetError, expand_dataset_roots, list_episodes
+from rt1_sim.data.episodes import DatasetError, expand_dataset_roots
 from rt1_sim.data.frame_cache import frame_loader
+from rt1_sim.data.sources import list_episodes
 from rt1_sim.data.windows import (
     RandomCrop,
     WindowConcat,

@@ -56,7 +56,6 @@ RECORD_CONFIG_FILE = "eval_config.json"
 ROBOT_NAME = "Panda"
 # `<dataset><CACHE_SUFFIX>/` holds a dataset's decoded-frame caches (rt1_sim/data/frame_cache.py), next to it.
 CACHE_SUFFIX = ".frame_cache"
-LEROBOT_INFO_FILE = "meta/info.json"
 
 
 def task_folder_name(task: str) -> str:
@@ -266,24 +265,12 @@ def _read_lengths(info_path: Path) -> list[int]:
     return [int(n) for n in lengths]
 
 
-def is_lerobot_dataset(root: Path) -> bool:
-    """A dataset in LeRobot's format (`meta/info.json`; rt1_sim.data.lerobot_format reads it)."""
-    return (Path(root) / LEROBOT_INFO_FILE).is_file()
-
-
 def list_episodes(root: Path, views: Sequence[str]) -> list[int]:
     """Episode lengths from `dataset_info.json`, which every view must hold with the same list, checked
-    against the episode folders (data_000 .. data_{N-1} in every view, no more, no fewer). A LeRobot-format
-    dataset's come from its episode metadata, once its cameras `views` and its action are checked."""
+    against the episode folders (data_000 .. data_{N-1} in every view, no more, no fewer)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder does not exist")
-    if is_lerobot_dataset(root):
-        from rt1_sim.data.lerobot_format import open_source
-
-        source = open_source(root)
-        source.check(views)
-        return source.lengths
     for v in views:
         if not (root / v).is_dir():
             raise DatasetError(f"{root / v}: camera view folder {v!r} does not exist")
@@ -314,15 +301,6 @@ def _numbering(found: list[int], listed: int) -> str:
 def read_episode(root: Path, views: Sequence[str], index: int, expected_length: int | None = None) -> Episode:
     """Load and validate one episode; any problem is a DatasetError naming the episode folder."""
     root = Path(root)
-    if is_lerobot_dataset(root):
-        from rt1_sim.data.lerobot_format import open_source
-
-        episode = open_source(root).read(views, index)
-        if expected_length is not None and len(episode) != expected_length:
-            raise DatasetError(
-                f"{root}: episode {index} has {len(episode)} frames, expected {expected_length}"
-            )
-        return episode
     first = root / views[0] / EPISODE_DIR.format(index)
     if not first.is_dir():
         raise DatasetError(f"{first}: episode folder missing")

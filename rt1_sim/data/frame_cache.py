@@ -40,13 +40,8 @@ from tqdm import tqdm
 
 from envs.spaces import ACTION_SIZE, DATASET_INFO_FILE, EPISODE_DIR, RGB_DIR
 from rt1_sim.config import FRAME_CACHE_MODES
-from rt1_sim.data.episodes import (
-    CACHE_SUFFIX,
-    DatasetError,
-    is_lerobot_dataset,
-    list_episodes,
-    read_episode,
-)
+from rt1_sim.data.episodes import CACHE_SUFFIX, DatasetError
+from rt1_sim.data.sources import content_stats, list_episodes, read_episode
 from rt1_sim.data.windows import STATE_SIZE, FrameCache, episode_states, load_frame_cache
 from rt1_sim.outputs import FileLock
 from rt1_sim.preprocess import resize_images
@@ -195,10 +190,9 @@ def dataset_key(root: str | Path, views: Sequence[str], image_size: tuple[int, i
     root = Path(root)
     lengths = list_episodes(root, views)
     digest = hashlib.sha256(json.dumps([FORMAT_VERSION, list(image_size), list(views), lengths]).encode())
-    if is_lerobot_dataset(root):  # its files hold many episodes each: all of them
-        from rt1_sim.data.lerobot_format import file_stats
-
-        digest.update(repr(file_stats(root)).encode())
+    lerobot = content_stats(root)
+    if lerobot is not None:  # a LeRobot dataset's files hold many episodes each: all of them
+        digest.update(repr(lerobot).encode())
         return digest.hexdigest(), lengths
     for v in views:
         for index in range(len(lengths)):

@@ -47,14 +47,14 @@ from envs.spaces import (
     OBJECT_POSE_COLUMNS,
     RESULTS_COLUMNS,
 )
-from rt1_sim.data.episodes import LEROBOT_INFO_FILE, Episode, list_episodes, read_episode
+from rt1_sim.data.episodes import Episode, list_episodes, read_episode
 from rt1_sim.errors import DatasetError, UserError
 from rt1_sim.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 CODEBASE_VERSION = "v3.0"
-INFO_FILE = LEROBOT_INFO_FILE
+INFO_FILE = "meta/info.json"
 STATS_FILE = "meta/stats.json"
 TASKS_FILE = "meta/tasks.parquet"
 EPISODES_DIR = "meta/episodes"

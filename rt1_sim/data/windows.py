@@ -27,7 +27,8 @@ from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
 
 from envs.spaces import ACTION_SIZE, JOINT_COLUMNS
-from rt1_sim.data.episodes import DatasetError, Episode, list_episodes, read_episode
+from rt1_sim.data.episodes import DatasetError, Episode
+from rt1_sim.data.sources import list_episodes, read_episode
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
 from rt1_sim.preprocess import resize_images

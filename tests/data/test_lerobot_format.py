@@ -15,7 +15,8 @@ import torch
 from rt1_sim import cli
 from rt1_sim.config import TrainConfig, load_config
 from rt1_sim.data import lerobot_format
-from rt1_sim.data.episodes import DatasetError, list_episodes, read_episode, task_folders
+from rt1_sim.data.episodes import DatasetError, task_folders
+from rt1_sim.data.sources import list_episodes, read_episode
 from rt1_sim.train import LAST_CHECKPOINT, METRICS_FILE, train
 
 pytest.importorskip("pyarrow")
