@@ -9,10 +9,14 @@ import pytest
 import envs
 from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SLICES, CAMERA_NAMES
 from rt1_sim.checkpoint import load_checkpoint
-from rt1_sim.config import PRESETS, EvalConfig, load_config
-from rt1_sim.evaluate import BUNDLED_CHECKPOINT, DEFAULT_SUITE, resolve_policy
+from rt1_sim.config import DEFAULT_ENV_ID, PRESETS, EvalConfig, load_config
+from rt1_sim.eval import resolve_policy
 from rt1_sim.model.action_tokenizer import action_table_rows
 from rt1_sim.policy import RT1Policy
+from rt1_sim.resources import bundled_checkpoint, default_eval_suite
+
+BUNDLED_CHECKPOINT = bundled_checkpoint(DEFAULT_ENV_ID)
+DEFAULT_SUITE = default_eval_suite()
 
 # The first actions on the default suite's first scene (seed 1000000), recorded when the checkpoint was shipped
 # (`python -P tests/test_bundled_policy.py` prints them; -P keeps tests/envs from hiding the envs package). Detokenised bin centres: equal up to one bin.

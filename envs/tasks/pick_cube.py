@@ -19,17 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from envs.objects import RGBA, TRAIN_COLORS
 from envs.robot import FINGER_LINKS
 from envs.tasks.base import Task
 from envs.tasks.skills import Expert
 
-COLORS: dict[str, tuple[float, float, float, float]] = {
-    "red": (0.85, 0.1, 0.1, 1.0),
-    "green": (0.1, 0.7, 0.2, 1.0),
-    "blue": (0.1, 0.25, 0.85, 1.0),
-    "yellow": (0.9, 0.8, 0.1, 1.0),
-    "purple": (0.55, 0.2, 0.7, 1.0),
-}
+# PandaPick-v0's cube colours: the tabletop's training colours but orange (the colours it always had).
+COLORS: dict[str, RGBA] = {name: TRAIN_COLORS[name] for name in ("red", "green", "blue", "yellow", "purple")}
 DISTRACTOR_SHAPES = ("box", "cylinder", "sphere")
 
 

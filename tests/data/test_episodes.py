@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import envs  # noqa: F401
-from envs.scripted_expert import ScriptedExpert
 from envs.spaces import CAMERA_NAMES, RAW_COLUMNS, RESULTS_COLUMNS
+from envs.tasks.pick_cube import PickCubeExpert as ScriptedExpert
 from rt1_sim.data.episodes import (
     DatasetError,
     EpisodeRecorder,
