@@ -35,6 +35,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rt1_sim.checkpoint import MODEL_KEYS, load_checkpoint
 from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, config_to_dict, load_config
 from rt1_sim.env_options import checked_env
 from rt1_sim.errors import ConfigError, OutputError
@@ -44,6 +45,7 @@ from rt1_sim.eval.results import RESULTS_FILE, sha256
 from rt1_sim.eval.stats import rate_block
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_folder, prepare_folder
+from rt1_sim.pool import WorkerDied
 from rt1_sim.resources import EVAL_CONFIGS, bundled_checkpoint, resource_path
 
 log = logging.getLogger(__name__)
@@ -89,12 +91,21 @@ class Cell:
 def load_manifest(suites: Path) -> Manifest:
     """Read and check the manifest; a missing or inconsistent one is a ConfigError naming the file."""
     path = suites / MANIFEST_FILE
+    if not Path(suites).is_dir():
+        what = "does not exist" if not Path(suites).exists() else "is a file"
+        raise ConfigError(
+            f"--suites {suites}: {what}; give the folder of the split suites and {MANIFEST_FILE}"
+        )
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no benchmark manifest in {suites}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the manifest ({e.strerror or e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
     known = {
         "splits",
         "families",
@@ -107,14 +118,31 @@ def load_manifest(suites: Path) -> Manifest:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; expected {sorted(known)}")
+    expected = {
+        "splits": (list, "a list of split names"),
+        "families": (list, "a list of family names"),
+        "episodes_per_cell": (int, "a positive integer"),
+        "family_seed_stride": (int, "a positive integer"),
+        "family_option": (str, "an env option name"),
+        "not_applicable": (dict, "an object: split -> list of families"),
+        "notes": (dict, "an object: split -> one line"),
+    }
+    for key, (kind, what) in expected.items():
+        value = data.get(key)
+        wrong = not isinstance(value, kind) or isinstance(value, bool)
+        if key in data and (wrong or (kind is int and value < 1)):
+            raise ConfigError(f"{path}: {key} must be {what}, got {value!r}")
+    not_applicable = data.get("not_applicable", {})
+    if not all(isinstance(v, list) for v in not_applicable.values()):
+        raise ConfigError(f"{path}: not_applicable must map each split to a list of families")
     manifest = Manifest(
-        splits=tuple(data.get("splits", ())),
-        families=tuple(data.get("families", ())),
-        episodes_per_cell=int(data.get("episodes_per_cell", 50)),
-        family_seed_stride=int(data.get("family_seed_stride", 10_000)),
-        family_option=str(data.get("family_option", "task")),
-        not_applicable={k: tuple(v) for k, v in data.get("not_applicable", {}).items()},
-        notes=dict(data.get("notes", {})),
+        splits=tuple(str(s) for s in data.get("splits", ())),
+        families=tuple(str(f) for f in data.get("families", ())),
+        episodes_per_cell=data.get("episodes_per_cell", 50),
+        family_seed_stride=data.get("family_seed_stride", 10_000),
+        family_option=data.get("family_option", "task"),
+        not_applicable={k: tuple(v) for k, v in not_applicable.items()},
+        notes={k: str(v) for k, v in data.get("notes", {}).items()},
     )
     if not manifest.splits or not manifest.families:
         raise ConfigError(f"{path}: 'splits' and 'families' must be non-empty lists")
@@ -456,12 +484,14 @@ def run_benchmark(
     out = Path(out)
     manifest = load_manifest(suites)
     policy = resolve_benchmark_policy(policy)
-    episodes = episodes or manifest.episodes_per_cell
-    if episodes < 1:
+    if episodes is not None and episodes < 1:  # 0 is a mistake, not "the manifest's"
         raise ConfigError(f"--episodes-per-cell must be >= 1, got {episodes}")
+    episodes = episodes if episodes is not None else manifest.episodes_per_cell
+    choice = resolve_policy(policy, MULTITASK_ENV_ID)  # not "auto": resolve_benchmark_policy named a file
+    if choice.checkpoint is not None:
+        load_checkpoint(choice.checkpoint, required=MODEL_KEYS)  # a missing or foreign file: one line
     cells = plan_cells(suites, manifest, policy, episodes)
     check_cells(suites, cells)
-    choice = resolve_policy(policy, MULTITASK_ENV_ID)  # not "auto": resolve_benchmark_policy named a file
     settings = {
         "policy": policy,
         "checkpoint_sha256": _checkpoint_sha(next(c.config for c in cells if c.config)),
@@ -483,7 +513,11 @@ def run_benchmark(
         bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)
         for cell in bar:
             bar.set_postfix_str(f"{cell.split}/{cell.family}", refresh=True)
-            entries.append(run_cell(out, cell, workers, examples, envs_per_worker))
+            try:
+                entries.append(run_cell(out, cell, workers, examples, envs_per_worker))
+            except WorkerDied as e:  # true: the same command resumes the folder, finished cells reused
+                advice = f"the finished cells in {out} are kept: re-run the same command to continue"
+                raise e.advice(advice) from None
         summary = {
             "policy": {
                 "name": policy,
