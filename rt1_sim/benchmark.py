@@ -11,7 +11,8 @@ be compared pair by pair (`rt1-sim compare`).
 Each cell is an ordinary `rt1-sim eval` run folder (`<out>/<split>/<family>/results.json`, `episodes.csv`),
 plus two example episodes re-run with video into `<out>/examples/<split>/<family>/` (the lowest-seed success
 and failure; runs are seed-exact, so the re-run reproduces the episode). At the end `benchmark.md` (the
-table), `report.html` (one self-contained page: table, bar chart with Wilson whiskers, example videos) and,
+table), `report.html` (a summary first, the bar chart with Wilson whiskers, the table with each cell's example
+videos, which are separate files under examples/ with a PNG poster each) and,
 last, `benchmark.json` (every cell) are written atomically.
 
 `--out` follows the output-folder rule of every command (rt1_sim.outputs): a new or empty folder, or the
@@ -30,7 +31,7 @@ import html
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tqdm import tqdm
@@ -43,6 +44,7 @@ from rt1_sim.eval import evaluate, resolve_policy
 from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER
 from rt1_sim.eval.results import RESULTS_FILE, sha256
 from rt1_sim.eval.stats import rate_block
+from rt1_sim.eval.video import write_poster
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_folder, prepare_folder
 from rt1_sim.pool import WorkerDied
@@ -194,7 +196,8 @@ def check_cells(suites: Path, cells: list[Cell]) -> None:
 
 
 def resolve_benchmark_policy(name: str) -> str:
-    """`auto` is the bundled multi-task RT-1; scripted, random and checkpoint paths pass through."""
+    """`auto` is the bundled multi-task RT-1 (an error while rt1-sim ships none: a benchmark of the scripted
+    expert under the RT-1's name would mislead); scripted, random and checkpoint paths pass through."""
     if name != "auto":
         return name
     if not BUNDLED_MULTITASK.is_file():
@@ -276,6 +279,8 @@ def run_cell(
         for label, wanted in (("success", True), ("failure", False)):
             row = next((r for r in rows if bool(r["success"]) == wanted), None)
             entry["examples"][label] = _example(out, cell, row) if row else None
+            if row:
+                write_poster(out / entry["examples"][label])
     return entry
 
 
@@ -370,8 +375,32 @@ def _bar_chart_svg(summary: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _rate_and_count(block: dict[str, Any] | None) -> str:
+    """ "rate [interval]" and "k/n" of a cell or pooled block, for the page."""
+    if block is None:
+        return "n/a"
+    return f"<b>{_pct(block)}</b> {block['successes']}/{block['episodes']}"
+
+
+def _seed_of(video: str) -> str:
+    """The seed in an example video's name (`.../seed_<N>.mp4`)."""
+    return PurePosixPath(video).stem.removeprefix("seed_")
+
+
+def _example_html(label: str, path: str) -> str:
+    """A labelled link and a video showing its first frame (the PNG poster next to it) until played."""
+    poster = PurePosixPath(path).with_suffix(".png").as_posix()
+    return (
+        f'<div>{label}: <a href="{html.escape(path)}">seed {_seed_of(path)}</a><br>'
+        f'<video src="{html.escape(path)}" poster="{html.escape(poster)}" controls muted preload="metadata" '
+        'width="160"></video></div>'
+    )
+
+
 def report_html(summary: dict[str, Any]) -> str:
-    """One self-contained page (no external resources): table, chart, and per cell its two example videos."""
+    """One page: a summary first (every split pooled over its families, with k/n, and all cells pooled), the
+    chart, then the family x split table with each cell's two example videos. The videos and their PNG
+    posters are separate files under examples/, linked relative to the page (keep the folder together)."""
     splits, families = summary["splits"], summary["families"]
     by_key = {(c["split"], c["family"]): c for c in summary["cells"]}
     head = "".join(f"<th>{html.escape(s)}</th>" for s in splits)
@@ -384,33 +413,48 @@ def report_html(summary: dict[str, Any]) -> str:
                 tds.append('<td class="na">n/a</td>')
                 continue
             videos = "".join(
-                f'<div>{label}: <a href="{html.escape(path)}">seed video</a><br>'
-                f'<video src="{html.escape(path)}" controls muted preload="none" width="192"></video></div>'
-                for label, path in cell.get("examples", {}).items()
-                if path
+                _example_html(label, path) for label, path in cell.get("examples", {}).items() if path
             )
             tds.append(
-                f'<td id="cell-{html.escape(split)}-{html.escape(family)}"><b>{_pct(cell)}</b>'
-                f"<br>{cell['successes']}/{cell['episodes']}{videos}</td>"
+                f'<td id="cell-{html.escape(split)}-{html.escape(family)}">'
+                f"{_rate_and_count(cell)}{videos}</td>"
             )
         rows.append(f"<tr><th>{html.escape(family)}</th>{''.join(tds)}</tr>")
-    means = "".join(f"<td><b>{_pct(summary['per_split'][s])}</b></td>" for s in splits)
+    means = "".join(f"<td>{_rate_and_count(summary['per_split'][s])}</td>" for s in splits)
+    pooled_rows = "".join(
+        f"<tr><th>{html.escape(s)}</th><td>{_rate_and_count(summary['per_split'][s])}</td></tr>"
+        for s in splits
+    )
+    everything = pooled(summary["cells"])
     notes = "".join(
         f"<li><code>{html.escape(s)}</code>: {html.escape(n)}</li>"
         for s, n in summary.get("notes", {}).items()
     )
     policy = summary["policy"]
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>rt1-sim benchmark: {html.escape(policy["label"])}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:12px}}td.na{{color:#999}}</style>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rt1-sim benchmark: {html.escape(policy["label"])}</title>
+<style>body{{font-family:sans-serif;margin:1.5em;max-width:100%}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:12px}}td.na{{color:#999}}
+.wide{{overflow-x:auto;max-width:100%}}video{{max-width:100%;height:auto;background:#eee}}
+svg{{max-width:none}}</style>
 </head><body>
 <h1>rt1-sim benchmark</h1>
 <p>Policy <code>{html.escape(policy["label"])}</code>
 (checkpoint sha256 {policy["checkpoint_sha256"] or "none"}),
-{summary["episodes_per_cell"]} episodes per cell; success with its Wilson 95% interval.</p>
-<div class="chart">{_bar_chart_svg(summary)}</div>
-<table><tr><th>family</th>{head}</tr>{"".join(rows)}<tr><th>all</th>{means}</tr></table>
+{summary["episodes_per_cell"]} episodes per cell; success with its Wilson 95% interval, and
+successes/episodes.</p>
+<h2>Summary</h2>
+<table class="summary" id="summary">
+<tr><th>split (pooled over families)</th><th>success</th></tr>{pooled_rows}
+<tr><th>all cells</th><td>{_rate_and_count(everything)}</td></tr></table>
+<div class="chart wide">{_bar_chart_svg(summary)}</div>
+<h2>Per family and split</h2>
+<p>Example videos (the lowest-seed success and failure of each cell) and their first-frame posters are
+separate files under <code>examples/</code>, linked from this page: keep the folder together.</p>
+<div class="wide"><table id="cells"><tr><th>family</th>{head}</tr>{"".join(rows)}<tr><th>all</th>{means}</tr>
+</table></div>
 <ul>{notes}</ul>
 </body></html>
 """
@@ -544,7 +588,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         default="auto",
-        help="auto (the bundled multi-task RT-1) | scripted | random | PATH.pt (default: auto)",
+        help="scripted | random | PATH.pt (an RT-1 checkpoint) | auto (default): the bundled multi-task RT-1 "
+        f"checkpoint {BUNDLED_MULTITASK.name}, which rt1-sim does not ship yet; while that file is missing, "
+        "auto stops with an error before anything is written (it does not fall back to the scripted expert "
+        "as eval's auto does)",
     )
     parser.add_argument(
         "--suites", type=Path, default=SUITES_DIR, help=f"suites folder (default: {SUITES_DIR})"

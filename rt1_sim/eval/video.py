@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.errors import ConfigError
-from rt1_sim.files import atomic_path
+from rt1_sim.files import atomic_path, atomic_write
 
 VIDEO_MODES = ("all", "failures", "none")  # which episodes get a video
 CAPTION_HEIGHT = 14  # pixels above the images for the overlaid text (PIL's default font is ~11 px tall)
@@ -103,3 +103,14 @@ def complete_mp4(path: Path) -> bool:
             boxes.add(kind)
             offset += length
     return offset == size and b"moov" in boxes
+
+
+def write_poster(video: Path) -> Path:
+    """The video's first frame as a PNG next to it (`seed_N.png`), for a page's `poster=`: the frame shows
+    before the video is played. An existing poster is kept. Returns its path."""
+    poster = video.with_suffix(".png")
+    if not poster.is_file():
+        with imageio.get_reader(video, format="FFMPEG") as reader:
+            frame = reader.get_data(0)
+        atomic_write(poster, lambda f: Image.fromarray(frame).save(f, format="PNG"))
+    return poster
