@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 import envs
 from envs.objects import FAMILIES
+from rt1_sim.cli import positive_int
 
 CAPTION_HEIGHT = 44  # pixels under each tile
 # `rt1-sim bench` leaves this script out: it draws assets/tabletop_contact_sheet.png and prints no JSON.
@@ -57,7 +58,9 @@ def contact_sheet(seed: int, size: int, columns: int = 3) -> Image.Image:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("assets/tabletop_contact_sheet.png"))
-    parser.add_argument("--size", type=int, default=192, help="tile size in pixels (rendered at this size)")
+    parser.add_argument(
+        "--size", type=positive_int, default=192, help="tile size in pixels (rendered at this size)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     contact_sheet(args.seed, args.size).save(args.out)

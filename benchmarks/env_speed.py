@@ -21,6 +21,7 @@ import time
 import gymnasium as gym
 
 import envs  # noqa: F401
+from rt1_sim.cli import positive_int
 
 
 class _Stepper:
@@ -64,9 +65,13 @@ def _panda_gym(height: int, width: int) -> gym.Env | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image-size", type=int, nargs=2, default=[96, 96], metavar=("H", "W"))
-    parser.add_argument("--steps", type=int, default=300, help="steps per env, split into --rounds blocks")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating measurement blocks per env")
+    parser.add_argument("--image-size", type=positive_int, nargs=2, default=[96, 96], metavar=("H", "W"))
+    parser.add_argument(
+        "--steps", type=positive_int, default=300, help="steps per env, split into --rounds blocks"
+    )
+    parser.add_argument(
+        "--rounds", type=positive_int, default=5, help="alternating measurement blocks per env"
+    )
     parser.add_argument("--env", default="PandaPick-v0", choices=["PandaPick-v0", "PandaTabletop-v0"])
     parser.add_argument("--task", default="mix", help="PandaTabletop-v0's task family (or mix)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rt1_sim.cli import positive_int
 from rt1_sim.config import EvalConfig, load_config
 from rt1_sim.eval import evaluate
 from rt1_sim.eval.results import EPISODES_FILE
@@ -77,10 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default="auto", help="auto | PATH.pt (an RT-1 checkpoint)")
     parser.add_argument("--config", default="eval_configs/default.json", help="eval suite")
-    parser.add_argument("--episodes", type=int, default=48)
-    parser.add_argument("--envs", type=int, nargs="+", default=[1, 4, 8, 16], help="envs per worker")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--episodes", type=positive_int, default=48)
+    parser.add_argument("--envs", type=positive_int, nargs="+", default=[1, 4, 8, 16], help="envs per worker")
+    parser.add_argument("--workers", type=positive_int, default=2)
+    parser.add_argument("--rounds", type=positive_int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if args.episodes < 1 or args.workers < 1 or args.rounds < 1 or min(args.envs) < 1:

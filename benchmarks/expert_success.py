@@ -15,6 +15,7 @@ import numpy as np
 
 import envs
 from envs.objects import FAMILIES
+from rt1_sim.cli import positive_int
 
 
 def success_rate(family: str, seeds: range, noise: float = 0.1, **options) -> dict:
@@ -46,7 +47,7 @@ def success_rate(family: str, seeds: range, noise: float = 0.1, **options) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
-    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--episodes", type=positive_int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument(
         "--noise", type=float, default=0.1, help="expert action noise (fraction of the bounds)"

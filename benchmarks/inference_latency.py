@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from envs.spaces import ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES
+from rt1_sim.cli import positive_int
 from rt1_sim.config import PRESETS, get_preset
 from rt1_sim.model.rt1 import RT1
 from rt1_sim.policy import RT1Policy
@@ -143,8 +144,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     parser.add_argument("--cameras", type=int, default=2, choices=range(1, len(CAMERA_NAMES) + 1))
-    parser.add_argument("--time-sequence-length", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=5, help="timed control steps (after the warm-up)")
+    parser.add_argument("--time-sequence-length", type=positive_int, default=6)
+    parser.add_argument(
+        "--steps", type=positive_int, default=5, help="timed control steps (after the warm-up)"
+    )
     parser.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rt1_sim.cli import positive_int
 from rt1_sim.model.instruction import USE_SIZE, load_use_model, make_instruction_encoder
 
 KINDS = (
@@ -109,9 +110,13 @@ def cosines(name: str, pairs: list[tuple[str, str, str]]) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=1000, help="passes over the instructions, cached")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=1000, help="passes over the instructions, cached"
+    )
     parser.add_argument("--pairs", type=Path, help="JSON list of [label, instruction_a, instruction_b]")
-    parser.add_argument("--env-seeds", type=int, default=10, help="seeds per family for the env's pairs")
+    parser.add_argument(
+        "--env-seeds", type=positive_int, default=10, help="seeds per family for the env's pairs"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     pairs = (

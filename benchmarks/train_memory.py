@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from envs.spaces import CAMERA_NAMES, DATASET_INFO_FILE, EPISODE_DIR
+from rt1_sim.cli import positive_int
 from rt1_sim.data.episodes import list_episodes
 from rt1_sim.data.frame_cache import CACHE_SUFFIX, open_frame_store
 from rt1_sim.data.windows import load_frame_cache
@@ -161,17 +162,19 @@ def build_cost(args: argparse.Namespace) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, required=True, help="a collected dataset (IO layout)")
-    parser.add_argument("--episodes", type=int, nargs="+", default=[200, 800, 3200])
+    parser.add_argument("--episodes", type=positive_int, nargs="+", default=[200, 800, 3200])
     parser.add_argument(
         "--work",
         type=Path,
         default=Path("/tmp/rt1_train_memory"),
         help="where the datasets, their caches and the runs go (replaced)",
     )
-    parser.add_argument("--steps", type=int, default=3, help="training steps per run")
+    parser.add_argument("--steps", type=positive_int, default=3, help="training steps per run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--build-cost", type=int, metavar="N", help="time building against decoding instead")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--build-cost", type=positive_int, metavar="N", help="time building against decoding instead"
+    )
+    parser.add_argument("--rounds", type=positive_int, default=3)
     args = parser.parse_args()
     if args.build_cost:
         build_cost(args)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from envs.spaces import ACTION_HIGH, ACTION_LOW, CAMERA_NAMES
+from rt1_sim.cli import positive_int
 from rt1_sim.config import PRESETS, get_preset
 from rt1_sim.data.windows import STATE_SIZE, FrameCache, RandomCrop, WindowDataset, collate_windows
 from rt1_sim.model.action_tokenizer import ActionTokenizer
@@ -133,11 +134,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     parser.add_argument(
-        "--image-size", type=int, default=None, help="square image side (default: the preset's)"
+        "--image-size", type=positive_int, default=None, help="square image side (default: the preset's)"
     )
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--time-sequence-length", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=6, help="timed optimizer steps of each variant")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--time-sequence-length", type=positive_int, default=6)
+    parser.add_argument("--steps", type=positive_int, default=6, help="timed optimizer steps of each variant")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps (compilation)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--seed", type=int, default=0)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from envs.spaces import ACTION_HIGH, ACTION_LOW, CAMERA_NAMES
+from rt1_sim.cli import positive_int
 from rt1_sim.config import PRESETS, get_preset
 from rt1_sim.data.frame_cache import FrameStore
 from rt1_sim.data.windows import STATE_SIZE, FrameCache, RandomCrop, WindowDataset, collate_windows
@@ -206,16 +207,18 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="square image side for the network (default: the preset's); frames are made at that size",
     )
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--time-sequence-length", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps of ours")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--time-sequence-length", type=positive_int, default=6)
+    parser.add_argument("--steps", type=positive_int, default=8, help="timed optimizer steps of ours")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--episodes", type=int, default=40, help="synthetic episodes")
-    parser.add_argument("--episode-length", type=int, default=14, help="frames per synthetic episode")
+    parser.add_argument("--episodes", type=positive_int, default=40, help="synthetic episodes")
+    parser.add_argument(
+        "--episode-length", type=positive_int, default=14, help="frames per synthetic episode"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(

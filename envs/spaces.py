@@ -71,6 +71,9 @@ def dict_to_action(action: dict[str, np.ndarray]) -> np.ndarray:
 
 # Cameras, in the order every consumer stacks them.
 CAMERA_NAMES: tuple[str, ...] = ("front", "wrist")
+# The largest camera side (pixels) an env renders and a network takes: the paper's 300x300 and IO's 256x320
+# fit with room to spare; a mistyped size (100000) would allocate tens of GiB before failing.
+MAX_IMAGE_SIDE = 1024
 
 # Proprioception as the env reports it (observation keys and sizes besides the camera images).
 PROPRIO_SIZES: dict[str, int] = {"ee_pos": 3, "ee_orn": 4, "gripper": 1, "joint_pos": 9}

@@ -20,7 +20,15 @@ from gymnasium import spaces
 
 from envs.robot import Panda, yaw_of
 from envs.sim import CameraConfig, Sim
-from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES, action_to_dict
+from envs.spaces import (
+    ACTION_HIGH,
+    ACTION_LOW,
+    ACTION_SIZE,
+    CAMERA_NAMES,
+    MAX_IMAGE_SIDE,
+    PROPRIO_SIZES,
+    action_to_dict,
+)
 from envs.tasks import TASKS, TabletopOptions
 from envs.tasks.base import Task
 
@@ -71,8 +79,11 @@ class ViewOptions:
             raise ValueError(f"success_hold_steps must be >= 1, got {self.success_hold_steps}")
         if not 0.0 <= self.table_color_jitter <= 0.3:
             raise ValueError(f"table_color_jitter must be in [0, 0.3], got {self.table_color_jitter}")
-        if len(self.image_size) != 2:
-            raise ValueError(f"image_size must be (H, W), got {self.image_size}")
+        size = self.image_size
+        if len(size) != 2 or not all(
+            isinstance(n, (int, np.integer)) and 1 <= n <= MAX_IMAGE_SIDE for n in size
+        ):
+            raise ValueError(f"image_size must be (H, W), two integers in 1..{MAX_IMAGE_SIDE}, got {size}")
 
 
 class TabletopEnv(gym.Env):

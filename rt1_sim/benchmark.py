@@ -11,7 +11,8 @@ be compared pair by pair (`rt1-sim compare`).
 Each cell is an ordinary `rt1-sim eval` run folder (`<out>/<split>/<family>/results.json`, `episodes.csv`),
 plus two example episodes re-run with video into `<out>/examples/<split>/<family>/` (the lowest-seed success
 and failure; runs are seed-exact, so the re-run reproduces the episode). At the end `benchmark.md` (the
-table), `report.html` (one self-contained page: table, bar chart with Wilson whiskers, example videos) and,
+table), `report.html` (a summary first, the bar chart with Wilson whiskers, the table with each cell's example
+videos, which are separate files under examples/ with a PNG poster each) and,
 last, `benchmark.json` (every cell) are written atomically.
 
 `--out` follows the output-folder rule of every command (rt1_sim.outputs): a new or empty folder, or the
@@ -30,11 +31,12 @@ import html
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tqdm import tqdm
 
+from rt1_sim.checkpoint import MODEL_KEYS, load_checkpoint
 from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, config_to_dict, load_config
 from rt1_sim.env_options import checked_env
 from rt1_sim.errors import ConfigError, OutputError
@@ -42,8 +44,10 @@ from rt1_sim.eval import evaluate, resolve_policy
 from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER
 from rt1_sim.eval.results import RESULTS_FILE, sha256
 from rt1_sim.eval.stats import rate_block
+from rt1_sim.eval.video import write_poster
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_folder, prepare_folder
+from rt1_sim.pool import WorkerDied
 from rt1_sim.resources import EVAL_CONFIGS, bundled_checkpoint, resource_path
 
 log = logging.getLogger(__name__)
@@ -89,12 +93,21 @@ class Cell:
 def load_manifest(suites: Path) -> Manifest:
     """Read and check the manifest; a missing or inconsistent one is a ConfigError naming the file."""
     path = suites / MANIFEST_FILE
+    if not Path(suites).is_dir():
+        what = "does not exist" if not Path(suites).exists() else "is a file"
+        raise ConfigError(
+            f"--suites {suites}: {what}; give the folder of the split suites and {MANIFEST_FILE}"
+        )
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no benchmark manifest in {suites}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the manifest ({e.strerror or e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
     known = {
         "splits",
         "families",
@@ -107,14 +120,31 @@ def load_manifest(suites: Path) -> Manifest:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; expected {sorted(known)}")
+    expected = {
+        "splits": (list, "a list of split names"),
+        "families": (list, "a list of family names"),
+        "episodes_per_cell": (int, "a positive integer"),
+        "family_seed_stride": (int, "a positive integer"),
+        "family_option": (str, "an env option name"),
+        "not_applicable": (dict, "an object: split -> list of families"),
+        "notes": (dict, "an object: split -> one line"),
+    }
+    for key, (kind, what) in expected.items():
+        value = data.get(key)
+        wrong = not isinstance(value, kind) or isinstance(value, bool)
+        if key in data and (wrong or (kind is int and value < 1)):
+            raise ConfigError(f"{path}: {key} must be {what}, got {value!r}")
+    not_applicable = data.get("not_applicable", {})
+    if not all(isinstance(v, list) for v in not_applicable.values()):
+        raise ConfigError(f"{path}: not_applicable must map each split to a list of families")
     manifest = Manifest(
-        splits=tuple(data.get("splits", ())),
-        families=tuple(data.get("families", ())),
-        episodes_per_cell=int(data.get("episodes_per_cell", 50)),
-        family_seed_stride=int(data.get("family_seed_stride", 10_000)),
-        family_option=str(data.get("family_option", "task")),
-        not_applicable={k: tuple(v) for k, v in data.get("not_applicable", {}).items()},
-        notes=dict(data.get("notes", {})),
+        splits=tuple(str(s) for s in data.get("splits", ())),
+        families=tuple(str(f) for f in data.get("families", ())),
+        episodes_per_cell=data.get("episodes_per_cell", 50),
+        family_seed_stride=data.get("family_seed_stride", 10_000),
+        family_option=data.get("family_option", "task"),
+        not_applicable={k: tuple(v) for k, v in not_applicable.items()},
+        notes={k: str(v) for k, v in data.get("notes", {}).items()},
     )
     if not manifest.splits or not manifest.families:
         raise ConfigError(f"{path}: 'splits' and 'families' must be non-empty lists")
@@ -166,7 +196,8 @@ def check_cells(suites: Path, cells: list[Cell]) -> None:
 
 
 def resolve_benchmark_policy(name: str) -> str:
-    """`auto` is the bundled multi-task RT-1; scripted, random and checkpoint paths pass through."""
+    """`auto` is the bundled multi-task RT-1 (an error while rt1-sim ships none: a benchmark of the scripted
+    expert under the RT-1's name would mislead); scripted, random and checkpoint paths pass through."""
     if name != "auto":
         return name
     if not BUNDLED_MULTITASK.is_file():
@@ -248,6 +279,8 @@ def run_cell(
         for label, wanted in (("success", True), ("failure", False)):
             row = next((r for r in rows if bool(r["success"]) == wanted), None)
             entry["examples"][label] = _example(out, cell, row) if row else None
+            if row:
+                write_poster(out / entry["examples"][label])
     return entry
 
 
@@ -342,8 +375,32 @@ def _bar_chart_svg(summary: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _rate_and_count(block: dict[str, Any] | None) -> str:
+    """ "rate [interval]" and "k/n" of a cell or pooled block, for the page."""
+    if block is None:
+        return "n/a"
+    return f"<b>{_pct(block)}</b> {block['successes']}/{block['episodes']}"
+
+
+def _seed_of(video: str) -> str:
+    """The seed in an example video's name (`.../seed_<N>.mp4`)."""
+    return PurePosixPath(video).stem.removeprefix("seed_")
+
+
+def _example_html(label: str, path: str) -> str:
+    """A labelled link and a video showing its first frame (the PNG poster next to it) until played."""
+    poster = PurePosixPath(path).with_suffix(".png").as_posix()
+    return (
+        f'<div>{label}: <a href="{html.escape(path)}">seed {_seed_of(path)}</a><br>'
+        f'<video src="{html.escape(path)}" poster="{html.escape(poster)}" controls muted preload="metadata" '
+        'width="160"></video></div>'
+    )
+
+
 def report_html(summary: dict[str, Any]) -> str:
-    """One self-contained page (no external resources): table, chart, and per cell its two example videos."""
+    """One page: a summary first (every split pooled over its families, with k/n, and all cells pooled), the
+    chart, then the family x split table with each cell's two example videos. The videos and their PNG
+    posters are separate files under examples/, linked relative to the page (keep the folder together)."""
     splits, families = summary["splits"], summary["families"]
     by_key = {(c["split"], c["family"]): c for c in summary["cells"]}
     head = "".join(f"<th>{html.escape(s)}</th>" for s in splits)
@@ -356,33 +413,48 @@ def report_html(summary: dict[str, Any]) -> str:
                 tds.append('<td class="na">n/a</td>')
                 continue
             videos = "".join(
-                f'<div>{label}: <a href="{html.escape(path)}">seed video</a><br>'
-                f'<video src="{html.escape(path)}" controls muted preload="none" width="192"></video></div>'
-                for label, path in cell.get("examples", {}).items()
-                if path
+                _example_html(label, path) for label, path in cell.get("examples", {}).items() if path
             )
             tds.append(
-                f'<td id="cell-{html.escape(split)}-{html.escape(family)}"><b>{_pct(cell)}</b>'
-                f"<br>{cell['successes']}/{cell['episodes']}{videos}</td>"
+                f'<td id="cell-{html.escape(split)}-{html.escape(family)}">'
+                f"{_rate_and_count(cell)}{videos}</td>"
             )
         rows.append(f"<tr><th>{html.escape(family)}</th>{''.join(tds)}</tr>")
-    means = "".join(f"<td><b>{_pct(summary['per_split'][s])}</b></td>" for s in splits)
+    means = "".join(f"<td>{_rate_and_count(summary['per_split'][s])}</td>" for s in splits)
+    pooled_rows = "".join(
+        f"<tr><th>{html.escape(s)}</th><td>{_rate_and_count(summary['per_split'][s])}</td></tr>"
+        for s in splits
+    )
+    everything = pooled(summary["cells"])
     notes = "".join(
         f"<li><code>{html.escape(s)}</code>: {html.escape(n)}</li>"
         for s, n in summary.get("notes", {}).items()
     )
     policy = summary["policy"]
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>rt1-sim benchmark: {html.escape(policy["label"])}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:12px}}td.na{{color:#999}}</style>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rt1-sim benchmark: {html.escape(policy["label"])}</title>
+<style>body{{font-family:sans-serif;margin:1.5em;max-width:100%}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:12px}}td.na{{color:#999}}
+.wide{{overflow-x:auto;max-width:100%}}video{{max-width:100%;height:auto;background:#eee}}
+svg{{max-width:none}}</style>
 </head><body>
 <h1>rt1-sim benchmark</h1>
 <p>Policy <code>{html.escape(policy["label"])}</code>
 (checkpoint sha256 {policy["checkpoint_sha256"] or "none"}),
-{summary["episodes_per_cell"]} episodes per cell; success with its Wilson 95% interval.</p>
-<div class="chart">{_bar_chart_svg(summary)}</div>
-<table><tr><th>family</th>{head}</tr>{"".join(rows)}<tr><th>all</th>{means}</tr></table>
+{summary["episodes_per_cell"]} episodes per cell; success with its Wilson 95% interval, and
+successes/episodes.</p>
+<h2>Summary</h2>
+<table class="summary" id="summary">
+<tr><th>split (pooled over families)</th><th>success</th></tr>{pooled_rows}
+<tr><th>all cells</th><td>{_rate_and_count(everything)}</td></tr></table>
+<div class="chart wide">{_bar_chart_svg(summary)}</div>
+<h2>Per family and split</h2>
+<p>Example videos (the lowest-seed success and failure of each cell) and their first-frame posters are
+separate files under <code>examples/</code>, linked from this page: keep the folder together.</p>
+<div class="wide"><table id="cells"><tr><th>family</th>{head}</tr>{"".join(rows)}<tr><th>all</th>{means}</tr>
+</table></div>
 <ul>{notes}</ul>
 </body></html>
 """
@@ -456,12 +528,14 @@ def run_benchmark(
     out = Path(out)
     manifest = load_manifest(suites)
     policy = resolve_benchmark_policy(policy)
-    episodes = episodes or manifest.episodes_per_cell
-    if episodes < 1:
+    if episodes is not None and episodes < 1:  # 0 is a mistake, not "the manifest's"
         raise ConfigError(f"--episodes-per-cell must be >= 1, got {episodes}")
+    episodes = episodes if episodes is not None else manifest.episodes_per_cell
+    choice = resolve_policy(policy, MULTITASK_ENV_ID)  # not "auto": resolve_benchmark_policy named a file
+    if choice.checkpoint is not None:
+        load_checkpoint(choice.checkpoint, required=MODEL_KEYS)  # a missing or foreign file: one line
     cells = plan_cells(suites, manifest, policy, episodes)
     check_cells(suites, cells)
-    choice = resolve_policy(policy, MULTITASK_ENV_ID)  # not "auto": resolve_benchmark_policy named a file
     settings = {
         "policy": policy,
         "checkpoint_sha256": _checkpoint_sha(next(c.config for c in cells if c.config)),
@@ -483,7 +557,11 @@ def run_benchmark(
         bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)
         for cell in bar:
             bar.set_postfix_str(f"{cell.split}/{cell.family}", refresh=True)
-            entries.append(run_cell(out, cell, workers, examples, envs_per_worker))
+            try:
+                entries.append(run_cell(out, cell, workers, examples, envs_per_worker))
+            except WorkerDied as e:  # true: the same command resumes the folder, finished cells reused
+                advice = f"the finished cells in {out} are kept: re-run the same command to continue"
+                raise e.advice(advice) from None
         summary = {
             "policy": {
                 "name": policy,
@@ -510,7 +588,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         default="auto",
-        help="auto (the bundled multi-task RT-1) | scripted | random | PATH.pt (default: auto)",
+        help="scripted | random | PATH.pt (an RT-1 checkpoint) | auto (default): the bundled multi-task RT-1 "
+        f"checkpoint {BUNDLED_MULTITASK.name}, which rt1-sim does not ship yet; while that file is missing, "
+        "auto stops with an error before anything is written (it does not fall back to the scripted expert "
+        "as eval's auto does)",
     )
     parser.add_argument(
         "--suites", type=Path, default=SUITES_DIR, help=f"suites folder (default: {SUITES_DIR})"

@@ -35,6 +35,18 @@ SUBCOMMANDS = {
 USER_ERROR_STATUS = 2
 
 
+def positive_int(text: str) -> int:
+    """argparse `type=` for counts (steps, rounds, episodes, sizes): an integer >= 1, else argparse's one-line
+    usage error (a negative count would run nothing and report a rate of it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def run_command(prog: str, run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """`run(args)` with logging set up; a UserError becomes one line on stderr and exit status 2. SIGTERM
     unwinds like Ctrl-C (exit status 143): worker pools stop their workers and writers clean up their staging

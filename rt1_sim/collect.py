@@ -14,10 +14,12 @@ last committed seed and ends with the same dataset. What determines the content 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ from rt1_sim.errors import ConfigError, DatasetError, OutputError, UserError
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_folder, prepare_folder
 from rt1_sim.policy import make_expert
-from rt1_sim.pool import worker_count, worker_pool
+from rt1_sim.pool import WorkerDied, worker_count, worker_pool
 from rt1_sim.rollout import rollout
 
 log = logging.getLogger(__name__)
@@ -250,7 +252,11 @@ def _collect_locked(
         mininterval=0.5,
     )
     try:
-        with bar, worker_pool(workers, _init_worker, (cfg, str(out)), _close_worker) as imap:
+        with (
+            _on_worker_death(out),
+            bar,
+            worker_pool(workers, _init_worker, (cfg, str(out)), _close_worker) as imap,
+        ):
             while len(state.lengths) < episodes:
                 if state.attempts >= max_attempts:
                     raise UserError(
@@ -265,6 +271,14 @@ def _collect_locked(
     finally:
         clean_incomplete(out, cfg.views)
     return _summary(out, state, time.perf_counter() - start, cfg.max_steps)
+
+
+@contextlib.contextmanager
+def _on_worker_death(out: Path) -> Iterator[None]:
+    try:
+        yield
+    except WorkerDied as e:  # true: a collection resumes after its last committed episode
+        raise e.advice(f"the episodes in {out} are kept: re-run the same command to continue") from None
 
 
 # ---- multi-task collection: one IO dataset folder per task under a root ----

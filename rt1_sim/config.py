@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from envs.spaces import CAMERA_NAMES
+from envs.spaces import CAMERA_NAMES, MAX_IMAGE_SIDE
 from rt1_sim.errors import ConfigError
 from rt1_sim.resources import find_config
 
@@ -34,6 +34,12 @@ EFFICIENTNET_SCALING: dict[str, tuple[float, float]] = {
 EFFICIENTNET_NUM_STAGES = 7
 # Stages (1-based) whose first block has stride 2; the stem has stride 2 as well.
 EFFICIENTNET_STRIDE2_STAGES = (2, 3, 4, 6)
+# Upper bounds of sizes whose mistyped values (100000) would try to allocate far more memory than any machine
+# has, or thousands of threads, before failing with a traceback: far above every published and shipped value
+# (vocab 256, 6 history frames, 300x300 images).
+MAX_VOCAB_SIZE = 4096
+MAX_TIME_SEQUENCE_LENGTH = 64
+MAX_TORCH_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,16 @@ class NetworkConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"network config {name!r} must be positive, got {getattr(self, name)}")
-        if self.vocab_size < 3:
-            raise ValueError(f"network config 'vocab_size' must be at least 3, got {self.vocab_size}")
+        if not 3 <= self.vocab_size <= MAX_VOCAB_SIZE:
+            raise ValueError(
+                f"network config 'vocab_size' must be in 3..{MAX_VOCAB_SIZE}, got {self.vocab_size}"
+            )
+        for name in ("image_height", "image_width"):
+            value = getattr(self, name)
+            if value > MAX_IMAGE_SIDE:
+                raise ValueError(
+                    f"network config {name!r} must be at most {MAX_IMAGE_SIDE} pixels, got {value}"
+                )
         for name in ("dropout_rate", "stochastic_depth_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"network config {name!r} must be in [0, 1), got {getattr(self, name)}")
@@ -310,6 +324,10 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
             data = json.loads(find_config(path).read_text())
         except FileNotFoundError:
             raise ConfigError(f"{source}: no such config file") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{source}: is a folder; give a config file (JSON)") from None
+        except OSError as e:  # unreadable (permissions, I/O error): the user's file, not a bug
+            raise ConfigError(f"{source}: cannot read the config file ({e.strerror or e})") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{source}: not valid JSON ({e})") from None
     config = config_from_dict(cls, data, source)
@@ -602,6 +620,13 @@ class TrainConfig:
         for name in optional:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or null), got {getattr(self, name)}")
+        if self.time_sequence_length > MAX_TIME_SEQUENCE_LENGTH:
+            raise ValueError(
+                f"time_sequence_length must be at most {MAX_TIME_SEQUENCE_LENGTH}, "
+                f"got {self.time_sequence_length}"
+            )
+        if self.torch_threads > MAX_TORCH_THREADS:
+            raise ValueError(f"torch_threads must be at most {MAX_TORCH_THREADS}, got {self.torch_threads}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.amp not in AMP_DTYPES:

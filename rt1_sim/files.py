@@ -8,11 +8,17 @@ new content goes to a temporary file in the same folder, is flushed to disk, and
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from rt1_sim.errors import OutputError
+
+# The errors of a full disk or an exhausted quota: the user's to fix (free space), never a bug.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def default_file_mode() -> int:
@@ -38,20 +44,45 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
+def disk_full_as_error(path: str | Path) -> Iterator[None]:
+    """While writing `path` (a file or the folder a run writes into): a full disk or quota becomes one
+    OutputError naming it, also when a writer raised another error while handling it (torch.save's zip
+    writer fails on closing a file whose write failed); every other error propagates as it is."""
+    try:
+        yield
+    except Exception as e:
+        cause = _disk_full(e)
+        if cause is None:
+            raise
+        raise OutputError(f"{path}: cannot write it: {os.strerror(cause.errno)}; free some space") from None
+
+
+def _disk_full(error: BaseException | None) -> OSError | None:
+    """The full-disk OSError that `error` is, or that it was raised while handling; None if there is none."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            return error
+        error = error.__context__
+    return None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path, tmp_prefix: str = ".") -> Iterator[Path]:
     """Yield a temporary path next to `path` with the same suffix (tools such as ffmpeg choose the format by
     it); when the block ends normally the file is synced and renamed onto `path`, otherwise removed. The
     temporary name starts with `tmp_prefix` (a folder's cleaner may look for it)."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f"{tmp_prefix}{path.stem}.", suffix=f".tmp{path.suffix}"
-    )
+    with disk_full_as_error(path):
+        fd, name = tempfile.mkstemp(
+            dir=path.parent, prefix=f"{tmp_prefix}{path.stem}.", suffix=f".tmp{path.suffix}"
+        )
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        with disk_full_as_error(path):  # the temporary file is removed below: nothing half-written stays
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:

@@ -35,11 +35,15 @@ def check_writable(path: str | Path, what: str) -> Path:
     option) and the path."""
     path = Path(path)
     ancestor = path
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+    try:
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+    except OSError as e:  # a name longer than the file system allows (ENAMETOOLONG), a folder we may not read
+        raise OutputError(f"{what} {path}: not a usable folder path ({e.strerror or e})") from None
     if not ancestor.is_dir():
         where = "is a file" if ancestor == path else f"cannot be created: {ancestor} is a file"
         raise OutputError(f"{what} {path}: {where}; choose a folder")
+    _check_name_lengths(path, ancestor, what)
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise OutputError(f"{what} {path}: {ancestor} is not writable (read-only file system or permissions)")
     try:  # what os.access cannot know (e.g. root on a file system that refuses writes): try, leave nothing
@@ -49,6 +53,21 @@ def check_writable(path: str | Path, what: str) -> Path:
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+def _check_name_lengths(path: Path, ancestor: Path, what: str) -> None:
+    """The folders still to create under `ancestor` must have names the file system takes (NAME_MAX bytes,
+    255 on most): mkdir would otherwise create the first ones, then fail."""
+    try:
+        longest = os.pathconf(ancestor, "PC_NAME_MAX")
+    except (OSError, ValueError):  # not every platform says
+        return
+    for part in path.relative_to(ancestor).parts:
+        if len(os.fsencode(part)) > longest:
+            raise OutputError(
+                f"{what} {path}: the name {part[:40]!r}... is {len(os.fsencode(part))} bytes long; the file "
+                f"system takes at most {longest}"
+            )
 
 
 def prepare_folder(path: str | Path, what: str, ours: Iterable[str], overwrite: bool) -> list[Path]:

@@ -10,13 +10,15 @@ atomically.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from rt1_sim.errors import PlotError, UserError
+from rt1_sim.errors import OutputError, PlotError, UserError
 from rt1_sim.files import atomic_write
+from rt1_sim.outputs import check_writable
 from rt1_sim.train import EVAL_DIR, METRICS_FILE
 
 CURVE_FILE = "learning_curve.png"
@@ -34,7 +36,33 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
     missing = [c for c in ("epoch", "train/loss") if c not in metrics]
     if missing:
         raise PlotError(f"{path}: lacks the column(s) {missing}")
-    return metrics
+    _check_rows(path, metrics)
+    return metrics.apply(pd.to_numeric)
+
+
+def _check_rows(path: Path, metrics: pd.DataFrame) -> None:
+    """Every row has every field (train.MetricsLog writes them all: fewer is a cut or edited row), an
+    epoch, and numbers only: pandas would fill a short row with NaN and read a word as a category to draw."""
+    with open(path, newline="") as f:
+        lines = csv.reader(f)
+        width = len(next(lines, []))
+        for number, fields in enumerate(lines, start=2):
+            if fields and len(fields) != width:
+                raise PlotError(
+                    f"{path}: line {number} has {len(fields)} fields, the header {width} "
+                    "(a cut or edited row)"
+                )
+    for column in metrics.columns:
+        values = pd.to_numeric(metrics[column], errors="coerce")
+        bad = values.isna() & metrics[column].notna()
+        if bad.any():
+            row = int(bad.idxmax())
+            raise PlotError(
+                f"{path}: line {row + 2} has {metrics[column].iloc[row]!r} in column {column!r}, "
+                "not a number (a damaged or edited file)"
+            )
+    if metrics["epoch"].isna().any():
+        raise PlotError(f"{path}: line {int(metrics['epoch'].isna().idxmax()) + 2} has no epoch")
 
 
 def family_success(run_dir: Path, epochs: pd.Series | None = None) -> pd.DataFrame:
@@ -75,6 +103,9 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, titl
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
     out = Path(out) if out is not None else run_dir / CURVE_FILE
+    if out.is_dir():
+        raise OutputError(f"--out {out}: is a folder; give the PNG file to write (e.g. {out / CURVE_FILE})")
+    check_writable(out.parent, f"--out {out}: its folder")
     evaluated = "eval/success_rate" in metrics and metrics["eval/success_rate"].notna().any()
     per_family = (
         family_success(run_dir, metrics.dropna(subset=["eval/success_rate"])["epoch"])

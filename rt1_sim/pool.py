@@ -34,6 +34,18 @@ R = TypeVar("R")
 Imap = Callable[[Callable[[T], R], Iterable[T]], Iterator[R]]
 
 
+WORKER_DIED = "a worker process died (killed, out of memory, or it failed to start: see its message above)"
+
+
+class WorkerDied(UserError):
+    """A worker process died. The pool cannot tell what a re-run should be: each command says it
+    (`advice`)."""
+
+    def advice(self, how: str) -> WorkerDied:
+        """This error with what to do next appended (`raise e.advice(...) from None`)."""
+        return WorkerDied(f"{self}; {how}")
+
+
 @contextlib.contextmanager
 def worker_pool(
     workers: int,
@@ -46,7 +58,7 @@ def worker_pool(
     call `initializer(*initargs)` first (fn and its arguments must pickle); with 1 they run here, after
     `initializer(*local_initargs)` (default: `initargs`; here unpicklable objects such as an already loaded
     policy may be passed), and `teardown()` releases what it built. A worker that dies (killed, out of memory,
-    or its initializer raised) raises one UserError; the workers are stopped on exit."""
+    or its initializer raised) raises one WorkerDied (a UserError); the workers are stopped on exit."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if workers == 1:
@@ -68,10 +80,7 @@ def worker_pool(
         try:
             yield from executor.map(fn, items)
         except BrokenProcessPool:
-            raise UserError(
-                "a worker process died (killed, out of memory, or it failed to start: see its message "
-                "above); what was finished is kept, re-run the same command to continue"
-            ) from None
+            raise WorkerDied(WORKER_DIED) from None
 
     try:
         yield imap

@@ -67,9 +67,10 @@ from rt1_sim.data.windows import (
 )
 from rt1_sim.distributed import Distributed, launch_environment
 from rt1_sim.errors import ConfigError, OutputError
-from rt1_sim.files import atomic_write_text
+from rt1_sim.files import atomic_write_text, disk_full_as_error
 from rt1_sim.logs import log_to_file
 from rt1_sim.model.action_tokenizer import ActionTokenizer
+from rt1_sim.model.film_efficientnet import FiLMEfficientNet
 from rt1_sim.model.instruction import (
     InstructionEncoder,
     encoder_settings,
@@ -213,11 +214,23 @@ def data_folders(cfg: TrainConfig, source: str) -> list[Path]:
     resolved = resolve_data_path(cfg).data_path
     single = isinstance(resolved, str)
     folders = [Path(resolved)] if single else [Path(p) for p in resolved]
+    seen: dict[Path, int] = {}
+    for i, folder in enumerate(folders):  # one folder twice (./d and d, a link, a root and its Panda_*)
+        first = seen.setdefault(folder.resolve(), i)
+        if first != i:
+            raise ConfigError(
+                f"{source}: data_path[{first}] {resolved[first]} and data_path[{i}] {resolved[i]} are the "
+                "same folder; list each dataset folder once (it would be trained on twice)"
+            )
     for i, folder in enumerate(folders):
         key = "data_path" if single else f"data_path[{i}]"
         if not folder.is_dir():
             raise ConfigError(f"{source}: {key} {folder}: dataset folder does not exist")
-        if not any(folder.iterdir()):
+        try:
+            empty = not any(folder.iterdir())
+        except OSError as e:  # a folder we may not read
+            raise ConfigError(f"{source}: {key} {folder}: cannot read it ({e.strerror or e})") from None
+        if empty:
             raise ConfigError(
                 f"{source}: {key} {folder}: the folder is empty (no dataset, no Panda_* folders)"
             )
@@ -340,17 +353,18 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, resume_step: int | None, tensorboard: bool) -> None:
         self.path = run_dir / METRICS_FILE
-        if resume_step is not None and self.path.is_file():
-            # Rows logged after the checkpoint we resume from are redone: drop them.
-            old = pd.read_csv(self.path)
-            # (a run from before a column existed gets that column empty)
-            kept = old[old["step"] <= resume_step].reindex(columns=METRIC_COLUMNS)
-            kept.to_csv(self.path, index=False)
-        new = not self.path.is_file()
-        self.file = open(self.path, "a", newline="")  # noqa: SIM115  (kept open; close() closes it)
-        self.csv = csv.DictWriter(self.file, fieldnames=METRIC_COLUMNS)
-        if new:
-            self.csv.writeheader()
+        with disk_full_as_error(self.path):
+            if resume_step is not None and self.path.is_file():
+                # Rows logged after the checkpoint we resume from are redone: drop them.
+                old = pd.read_csv(self.path)
+                # (a run from before a column existed gets that column empty)
+                kept = old[old["step"] <= resume_step].reindex(columns=METRIC_COLUMNS)
+                kept.to_csv(self.path, index=False)
+            new = not self.path.is_file()
+            self.file = open(self.path, "a", newline="")  # noqa: SIM115  (kept open; close() closes it)
+            self.csv = csv.DictWriter(self.file, fieldnames=METRIC_COLUMNS)
+            if new:
+                self.csv.writeheader()
         self.writer = None
         if tensorboard:
             try:
@@ -361,8 +375,9 @@ class MetricsLog:
                 self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resume_step)
 
     def write(self, row: dict[str, Any]) -> None:
-        self.csv.writerow(row)
-        self.file.flush()
+        with disk_full_as_error(self.path):
+            self.csv.writerow(row)
+            self.file.flush()
         if self.writer is not None:
             for key, value in row.items():
                 if "/" in key and value is not None and not (isinstance(value, float) and math.isnan(value)):
@@ -596,6 +611,17 @@ def _check_suite(cfg: TrainConfig) -> EvalConfig | None:
     return suite
 
 
+def _check_imagenet_weights(cfg: TrainConfig, source: str) -> None:
+    """A new run's imagenet_weights must load into its image encoder: checked on a throwaway encoder before
+    any data is read (`build` seeds torch afterwards, so this draws from no stream the run uses)."""
+    if not cfg.imagenet_weights or cfg.resume:
+        return
+    try:
+        FiLMEfficientNet(cfg.network).load_imagenet_weights(cfg.imagenet_weights)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ConfigError(f"{source}: imagenet_weights: {e}") from None
+
+
 def _check_resume(cfg: TrainConfig, device: torch.device, source: str) -> dict[str, Any] | None:
     """The checkpoint to resume, refused when its settings differ (`_check_left` says what is left to do)."""
     if not cfg.resume:
@@ -657,6 +683,7 @@ def preflight(
     and its settings, the run folder. Nothing is written; rank 0 checks the folder and every rank raises."""
     source = str(config_path) if config_path else "the TrainConfig"
     suite = _check_suite(cfg)
+    _check_imagenet_weights(cfg, source)
     state = _check_resume(cfg, device, source)
     run_dir = Path(_broadcast(str(run_folder(cfg, config_path)), job))
     final_eval_only = state is not None and _check_left(cfg, state, suite, run_dir)
@@ -765,7 +792,7 @@ def build(
         try:
             raw.image_encoder.load_imagenet_weights(cfg.imagenet_weights)
         except (OSError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"{source}: imagenet_weights {cfg.imagenet_weights}: {e}") from None
+            raise ConfigError(f"{source}: imagenet_weights: {e}") from None
     head, model = None, raw  # a run without the state head draws no random numbers for one
     if cfg.aux_state_weight > 0:
         head = StateHead(raw.tokens_per_frame, cfg.network.token_embedding_size_per_image).to(device)
@@ -917,7 +944,10 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
             window.add(loss, hits, steps * hits.numel(), len(batch["valid"]), aux)
             bar.update(1)
             stopping = _max_steps_reached(t)
-            if state.step % cfg.log_every_steps == 0 or done == len(batches) or stopping:
+            # A row at every checkpoint too: a run resumed from it starts a new window, and its first row
+            # then averages the same steps as the run that was not stopped.
+            saving = done < len(batches) and _mid_epoch_save_due(t, done)
+            if state.step % cfg.log_every_steps == 0 or done == len(batches) or stopping or saving:
                 t.last["train"] = {**window.collect(t.job), "train/lr": lr}
                 _show(bar, t.last["train"])
                 t.log_metrics(epoch + done / len(batches), t.last["train"])
@@ -931,15 +961,21 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
 def mid_epoch_period(t: Trainer, epoch: int, done: int, total: int) -> float:
     """Inside an epoch: write checkpoint_last every checkpoint_every_steps steps, and every eval_every_steps
     steps write it and evaluate it closed-loop. Returns the seconds the evaluation took (0.0 without one)."""
-    cfg = t.cfg
     evaluating = _step_eval_due(t, done)
-    if evaluating or (cfg.checkpoint_every_steps and t.state.step % cfg.checkpoint_every_steps == 0):
+    if _mid_epoch_save_due(t, done):
         save(t, LAST_CHECKPOINT, epoch, done)
     if not evaluating:
         return 0.0
     started = time.perf_counter()
     closed_loop_eval(t, epoch + done / total)
     return time.perf_counter() - started
+
+
+def _mid_epoch_save_due(t: Trainer, epoch_step: int) -> bool:
+    """Whether checkpoint_last is written after `epoch_step` steps of an epoch (not its last step): every
+    checkpoint_every_steps steps in all, and before each evaluation inside the epoch."""
+    every = t.cfg.checkpoint_every_steps
+    return _step_eval_due(t, epoch_step) or bool(every and t.state.step % every == 0)
 
 
 def _step_eval_due(t: Trainer, epoch_step: int) -> bool:
@@ -1050,7 +1086,10 @@ def closed_loop_eval(t: Trainer, epoch: float) -> None:
     suite, device = t.suite, t.device
     policy = dataclasses.replace(suite.policy, name=str(t.run_dir / LAST_CHECKPOINT), device=str(device))
     threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # training RNG untouched
+    with (
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),  # training RNG untouched
+        _on_worker_death(t.run_dir / LAST_CHECKPOINT),
+    ):
         report = evaluate(
             dataclasses.replace(suite, policy=policy),
             eval_folder(t.run_dir, epoch),
@@ -1071,6 +1110,18 @@ def closed_loop_eval(t: Trainer, epoch: float) -> None:
         )
     t.last["eval"] = {f"eval/{k}": report.results[k] for k in ("success_rate", "ci95_low", "ci95_high")}
     t.log_metrics(epoch, t.last["eval"])
+
+
+@contextlib.contextmanager
+def _on_worker_death(checkpoint: Path) -> Iterator[None]:
+    from rt1_sim.pool import WorkerDied
+
+    try:
+        yield
+    except WorkerDied as e:  # true: a resumed run first redoes an evaluation that did not finish
+        raise e.advice(
+            f"resume the run from {checkpoint} (resume: true, resume_from_checkpoint) to redo this evaluation"
+        ) from None
 
 
 def train(

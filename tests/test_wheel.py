@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +47,13 @@ def test_wheel_installs_and_runs_rt1_sim_eval(tmp_path: Path) -> None:
     )
     (wheel,) = (tmp_path / "wheels").glob("rt1_sim-*.whl")
     venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", "--system-site-packages", venv)
+    # The dependencies come from the running interpreter's environment: its site-packages go on the venv's
+    # path. (--system-site-packages would give the base interpreter's, which inside a virtualenv lack them.)
+    _run(sys.executable, "-m", "venv", venv)
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    venv_site = _run(bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))")
+    outer = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if Path(p).is_dir()]
+    (Path(venv_site.stdout.strip()) / "_running_environment.pth").write_text("\n".join(outer) + "\n")
     # --ignore-installed: this machine may have rt1-sim installed (editable); the venv gets its own copy.
     _run(bin_dir / "python", "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", wheel)
 

@@ -13,10 +13,11 @@ No torch here: collection and evaluation recording use this module; training rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from envs.spaces import (
     TASK_COLUMN,
 )
 from rt1_sim.errors import DatasetError
-from rt1_sim.files import atomic_write_text
+from rt1_sim.files import atomic_write_text, disk_full_as_error
 
 TMP_PREFIX = ".tmp_"  # staging folders and temporary files: clean_incomplete removes leftovers
 RAW_STATE_SIZE = len(JOINT_COLUMNS) + len(OBJECT_POSE_COLUMNS)
@@ -56,6 +57,16 @@ RECORD_CONFIG_FILE = "eval_config.json"
 ROBOT_NAME = "Panda"
 # `<dataset><CACHE_SUFFIX>/` holds a dataset's decoded-frame caches (rt1_sim/data/frame_cache.py), next to it.
 CACHE_SUFFIX = ".frame_cache"
+
+
+@contextlib.contextmanager
+def _reading(root: Path) -> Iterator[None]:
+    """An OSError while reading dataset `root` (a folder or file we may not read, an I/O error) becomes a
+    DatasetError naming the file: the dataset is the user's to fix. Only readers use it, never writers."""
+    try:
+        yield
+    except OSError as e:
+        raise DatasetError(f"{e.filename or root}: cannot read it ({e.strerror or e})") from None
 
 
 def task_folder_name(task: str) -> str:
@@ -84,7 +95,9 @@ def expand_dataset_roots(paths: Sequence[str], views: Sequence[str]) -> list[str
     other paths, missing ones included, are kept as they are (the reader names what is wrong with them)."""
     out: list[str] = []
     for path in paths:
-        if is_dataset_root(Path(path), views):
+        with _reading(Path(path)):
+            root = is_dataset_root(Path(path), views)
+        if root:
             out.extend(str(p) for p in task_folders(Path(path)))
         else:
             out.append(path)
@@ -174,7 +187,8 @@ def stage_episode(
     for v, d in dirs.items():
         if d.exists():
             shutil.rmtree(d)
-        write_episode_dir(d, v, episode, io_names)
+        with disk_full_as_error(root):  # the staging folder is hidden; the next run's clean-up removes it
+            write_episode_dir(d, v, episode, io_names)
     return dirs
 
 
@@ -269,6 +283,11 @@ def list_episodes(root: Path, views: Sequence[str]) -> list[int]:
     """Episode lengths from `dataset_info.json`, which every view must hold with the same list, checked
     against the episode folders (data_000 .. data_{N-1} in every view, no more, no fewer)."""
     root = Path(root)
+    with _reading(root):
+        return _list_episodes(root, views)
+
+
+def _list_episodes(root: Path, views: Sequence[str]) -> list[int]:
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder does not exist")
     for v in views:
@@ -301,9 +320,20 @@ def _numbering(found: list[int], listed: int) -> str:
 def read_episode(root: Path, views: Sequence[str], index: int, expected_length: int | None = None) -> Episode:
     """Load and validate one episode; any problem is a DatasetError naming the episode folder."""
     root = Path(root)
+    with _reading(root):
+        return _read_episode(root, views, index, expected_length)
+
+
+def _read_episode(root: Path, views: Sequence[str], index: int, expected_length: int | None) -> Episode:
     first = root / views[0] / EPISODE_DIR.format(index)
     if not first.is_dir():
         raise DatasetError(f"{first}: episode folder missing")
+    for v in views[1:]:  # every view holds both CSVs (IO's layout); the first view's are the ones read
+        folder = root / v / EPISODE_DIR.format(index)
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: episode folder missing")
+        _find(folder, RESULTS_FILES)
+        _find(folder, RAW_FILES)
     results = _read_csv(_find(first, RESULTS_FILES), [c for c in RESULTS_COLUMNS if c != "terminate_episode"])
     raw_path = _find(first, RAW_FILES)
     raw = _read_csv(raw_path, JOINT_COLUMNS + OBJECT_POSE_COLUMNS)

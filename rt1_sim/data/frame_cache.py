@@ -43,6 +43,7 @@ from rt1_sim.config import FRAME_CACHE_MODES
 from rt1_sim.data.episodes import CACHE_SUFFIX, DatasetError
 from rt1_sim.data.sources import content_stats, list_episodes, read_episode
 from rt1_sim.data.windows import STATE_SIZE, FrameCache, episode_states, load_frame_cache
+from rt1_sim.files import disk_full_as_error
 from rt1_sim.outputs import FileLock
 from rt1_sim.preprocess import resize_images
 
@@ -369,7 +370,8 @@ def _build(
     names = [f"{v}.npy" for v in views] + [ACTIONS_FILE, STATES_FILE]
     tmp = {name: folder / f"{TMP_PREFIX}{name}" for name in names}
     try:
-        files, instructions = _write_frames(root, views, image_size, lengths, tmp, progress)
+        with disk_full_as_error(folder):  # the free-space check above cannot see other writers
+            files, instructions = _write_frames(root, views, image_size, lengths, tmp, progress)
         index = {
             "version": FORMAT_VERSION,
             "key": key,

@@ -12,7 +12,9 @@ from rt1_sim.config import EvalConfig, add_override_argument, load_config
 from rt1_sim.distributed import available_cores, destroy_process_group, init_process_group, launch_environment
 from rt1_sim.errors import ConfigError
 from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER, LOG_FILE, evaluate
+from rt1_sim.eval.results import RESULTS_FILE, EvalReport
 from rt1_sim.eval.video import VIDEO_MIN_HEIGHT, VIDEO_MODES
+from rt1_sim.pool import WorkerDied
 from rt1_sim.resources import ASSETS, bundled_checkpoint, default_eval_suite, resource_path
 
 __all__ = ["LOG_FILE", "add_arguments", "default_out", "run"]
@@ -125,21 +127,31 @@ def run(args: argparse.Namespace) -> int:
         workers = (
             args.workers if args.workers is not None else max(1, available_cores() // job.local_world_size)
         )
-        report = evaluate(
-            config,
-            out,
-            workers=workers,
-            video=args.video,
-            record=args.record,
-            config_file=args.config,
-            overwrite=args.overwrite,
-            video_scale=args.video_scale,
-            overrides=args.overrides,
-            log_file=True,
-            envs_per_worker=args.envs_per_worker,
-        )
+        try:
+            report = _evaluate(args, config, out, workers)
+        except WorkerDied as e:  # an eval folder is never resumed: its unfinished run is replaced
+            raise e.advice(
+                f"--out {out} holds an unfinished run (no {RESULTS_FILE}): run the same command with "
+                "--overwrite to replace it"
+            ) from None
     finally:
         destroy_process_group()
     if job.is_main:
         print(report.summary())
     return 0
+
+
+def _evaluate(args: argparse.Namespace, config: EvalConfig, out: Path, workers: int) -> EvalReport:
+    return evaluate(
+        config,
+        out,
+        workers=workers,
+        video=args.video,
+        record=args.record,
+        config_file=args.config,
+        overwrite=args.overwrite,
+        video_scale=args.video_scale,
+        overrides=args.overrides,
+        log_file=True,
+        envs_per_worker=args.envs_per_worker,
+    )

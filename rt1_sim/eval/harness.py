@@ -22,7 +22,13 @@ from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig
 from rt1_sim.data.episodes import RECORD_CONFIG_FILE, clean_incomplete
 from rt1_sim.distributed import available_cores, init_process_group, launch_environment
-from rt1_sim.env_options import check_option_name, checked_env, describe_limit, episode_limit
+from rt1_sim.env_options import (
+    check_option_name,
+    checked_env,
+    describe_limit,
+    episode_limit,
+    option_defaults,
+)
 from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.eval import worker
 from rt1_sim.eval.policies import PolicyChoice, load_rt1, resolve_policy, substitute_instructions
@@ -34,7 +40,7 @@ from rt1_sim.eval.results import (
     commit_recording,
     write_results,
 )
-from rt1_sim.eval.video import VIDEO_MODES
+from rt1_sim.eval.video import VIDEO_MODES, check_video_scale
 from rt1_sim.logs import log_to_file
 from rt1_sim.outputs import make_folder, prepare_folder
 from rt1_sim.pool import worker_count, worker_pool
@@ -248,6 +254,9 @@ def evaluate(
     size = (rt1.model.config.image_height, rt1.model.config.image_width) if rt1 is not None else None
     env_options = resolve_env_options(config, size, source, overrides)
     ranges, max_steps = probe_env(config, env_options, blame(source, overrides, "env_options"))
+    if video != "none":
+        defaults = option_defaults(config.env_id, source)
+        check_video_scale(video_scale, env_options.get("image_size", defaults.get("image_size")))
     where.make(where.check(), job.is_main, dist)
 
     seeds = list(config.seeds)[job.rank :: job.world_size]

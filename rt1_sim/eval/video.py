@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,12 +13,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from envs.spaces import CAMERA_NAMES
-from rt1_sim.files import atomic_path
+from rt1_sim.errors import ConfigError
+from rt1_sim.files import atomic_path, atomic_write
 
 VIDEO_MODES = ("all", "failures", "none")  # which episodes get a video
 CAPTION_HEIGHT = 14  # pixels above the images for the overlaid text (PIL's default font is ~11 px tall)
 MACRO_BLOCK = 16  # H.264 block size: frames are padded to multiples of it so imageio never rescales them
 VIDEO_MIN_HEIGHT = 240  # pixels: camera images are upscaled (nearest neighbour) to at least this in videos
+# Free bytes under which an incomplete video is put down to a full disk (ffmpeg only prints why it failed).
+LOW_DISK_BYTES = 1 << 20
+VIDEO_MAX_SIDE = 4096  # pixels: the widest or tallest video frame (H.264's level limits; a scale of 100000
+# would allocate terabytes per frame)
 
 
 def wants_video(mode: str, success: bool) -> bool:
@@ -27,6 +35,20 @@ def video_scale_for(height: int, scale: int = 0) -> int:
     """The integer upscale of camera images in videos: `scale`, or (0, auto) the smallest that makes them at
     least VIDEO_MIN_HEIGHT pixels tall (3x for the default 96x96 cameras, 1x for IO's 256x320)."""
     return scale if scale > 0 else max(1, -(-VIDEO_MIN_HEIGHT // height))
+
+
+def check_video_scale(scale: int, image_size: Sequence[int]) -> None:
+    """Refuse a `--video-scale` whose frames (the cameras side by side, upscaled) would exceed VIDEO_MAX_SIDE;
+    `image_size` is the cameras' (H, W)."""
+    height, width = image_size
+    k = video_scale_for(height, scale)
+    frame = (k * height, k * len(CAMERA_NAMES) * width)
+    if max(frame) > VIDEO_MAX_SIDE:
+        largest = VIDEO_MAX_SIDE // max(height, len(CAMERA_NAMES) * width)
+        raise ConfigError(
+            f"--video-scale {scale}: {height}x{width} cameras would make {frame[0]}x{frame[1]} video frames; "
+            f"at most {VIDEO_MAX_SIDE} pixels a side (--video-scale {largest} or less, 0: auto)"
+        )
 
 
 def video_frame(obs: dict[str, np.ndarray], step: int, success: bool, scale: int = 0) -> np.ndarray:
@@ -50,11 +72,45 @@ def video_frame(obs: dict[str, np.ndarray], step: int, success: bool, scale: int
 
 
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
-    """Encode frames as an H.264 mp4 (imageio's ffmpeg plugin), atomically."""
+    """Encode frames as an H.264 mp4 (imageio's ffmpeg plugin), atomically: a video ffmpeg could not finish
+    (a full disk) is removed, never renamed onto `path`."""
     # The temporary name keeps .mp4: ffmpeg picks the container by the suffix.
-    with (
-        atomic_path(path) as tmp,
-        imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=MACRO_BLOCK) as writer,
-    ):
-        for frame in frames:
-            writer.append_data(frame)
+    with atomic_path(path) as tmp:
+        with imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=MACRO_BLOCK) as writer:
+            for frame in frames:
+                writer.append_data(frame)
+        if not complete_mp4(tmp):  # imageio does not check how ffmpeg ended
+            if shutil.disk_usage(tmp.parent).free < LOW_DISK_BYTES:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))  # one line: atomic_path
+            raise RuntimeError(f"{path}: ffmpeg left an incomplete mp4 (see its messages above)")
+
+
+def complete_mp4(path: Path) -> bool:
+    """Whether `path` is a whole MP4: its top-level boxes fill the file exactly and include the `moov` index,
+    which ffmpeg writes when it closes the file (a cut file lacks it or ends inside a box)."""
+    size, offset, boxes = path.stat().st_size, 0, set()
+    with open(path, "rb") as f:
+        while offset < size:
+            f.seek(offset)
+            header = f.read(16)
+            if len(header) < 8:
+                return False
+            length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if length == 1 and len(header) == 16:  # a 64-bit size follows the type
+                length = int.from_bytes(header[8:16], "big")
+            if length < 8:  # 0 ("to the end of the file") is only ever an unfinished box here
+                return False
+            boxes.add(kind)
+            offset += length
+    return offset == size and b"moov" in boxes
+
+
+def write_poster(video: Path) -> Path:
+    """The video's first frame as a PNG next to it (`seed_N.png`), for a page's `poster=`: the frame shows
+    before the video is played. An existing poster is kept. Returns its path."""
+    poster = video.with_suffix(".png")
+    if not poster.is_file():
+        with imageio.get_reader(video, format="FFMPEG") as reader:
+            frame = reader.get_data(0)
+        atomic_write(poster, lambda f: Image.fromarray(frame).save(f, format="PNG"))
+    return poster

@@ -239,7 +239,12 @@ class FiLMEfficientNet(nn.Module):
         """Load the `features.*` tensors of a torchvision-layout EfficientNet checkpoint (a plain state_dict,
         e.g. torchvision's efficientnet_b3 ImageNet file) from a local file; the classifier is ignored. Raises
         ValueError naming the file if the architecture does not match."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many types for a foreign or damaged file: all mean the same
+            raise ValueError(f"{path}: not a torch state_dict file ({type(e).__name__})") from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         if not isinstance(state, dict):
