@@ -619,7 +619,7 @@ def _check_imagenet_weights(cfg: TrainConfig, source: str) -> None:
     try:
         FiLMEfficientNet(cfg.network).load_imagenet_weights(cfg.imagenet_weights)
     except (OSError, RuntimeError, ValueError) as e:
-        raise ConfigError(f"{source}: imagenet_weights: {e}") from None
+        raise ConfigError(f"{source}: imagenet_weights {e}") from None
 
 
 def _check_resume(cfg: TrainConfig, device: torch.device, source: str) -> dict[str, Any] | None:
@@ -792,7 +792,7 @@ def build(
         try:
             raw.image_encoder.load_imagenet_weights(cfg.imagenet_weights)
         except (OSError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"{source}: imagenet_weights: {e}") from None
+            raise ConfigError(f"{source}: imagenet_weights {e}") from None
     head, model = None, raw  # a run without the state head draws no random numbers for one
     if cfg.aux_state_weight > 0:
         head = StateHead(raw.tokens_per_frame, cfg.network.token_embedding_size_per_image).to(device)
