@@ -33,9 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from envs.spaces import CAMERA_NAMES, DATASET_INFO_FILE, EPISODE_DIR
+from envs.spaces import CAMERA_NAMES
 from rt1_sim.cli import positive_int
-from rt1_sim.data.episodes import list_episodes
+from rt1_sim.data.episodes import DATASET_INFO_FILE, EPISODE_DIR, list_episodes
 from rt1_sim.data.frame_cache import CACHE_SUFFIX, open_frame_store
 from rt1_sim.data.windows import load_frame_cache
 

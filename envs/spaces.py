@@ -78,16 +78,7 @@ MAX_IMAGE_SIDE = 1024
 # Proprioception as the env reports it (observation keys and sizes besides the camera images).
 PROPRIO_SIZES: dict[str, int] = {"ee_pos": 3, "ee_orn": 4, "gripper": 1, "joint_pos": 9}
 
-# ---- dataset layout (IO reproduction, see README "Dataset layout") ----
-DATASET_INFO_FILE = "dataset_info.json"
-EPISODE_META_FILE = "episode.json"
-RGB_DIR = "rgb"
-IMAGE_NAME = "image_{:03d}.png"  # 1-based frame index, as IO writes them
-EPISODE_DIR = "data_{:03d}"
-# We write the plural names; IO's loader reads the singular ones: the reader accepts both.
-RESULTS_FILES: tuple[str, ...] = ("results.csv", "result.csv")
-RAW_FILES: tuple[str, ...] = ("results_raw.csv", "result_raw.csv")
-
+# ---- dataset columns (IO reproduction; the file and folder names are rt1_sim.data.episodes') ----
 # results.csv: one row per frame, the action commanded after that frame was observed.
 ACTION_COLUMNS: dict[str, tuple[str, ...]] = {
     "world_vector": ("ee_command_position_x", "ee_command_position_y", "ee_command_position_z"),

@@ -1,7 +1,7 @@
 """`rt1-sim benchmark`: one policy over the multi-task generalization splits, as a family x split table.
 
 The suites live in `eval_configs/multitask/`: one EvalConfig per split (`seen.json`,
-`heldout_paraphrases.json`, ...) and a manifest, `benchmark.json`, that lists the splits in table order, the
+`heldout_paraphrases.json`, ...) and a manifest, `manifest.json`, that lists the splits in table order, the
 families, the episodes per cell, how far apart the families' seed blocks are and which (split, family) cells
 do not apply (a drawer has no colour to hold out). Cell (split, family) is the split's suite with
 `env_options.task = family` (the manifest's `family_option`) and its own seed block `seed_start +
@@ -53,7 +53,7 @@ from rt1_sim.resources import EVAL_CONFIGS, bundled_checkpoint, resource_path
 log = logging.getLogger(__name__)
 
 SUITES_DIR = resource_path(EVAL_CONFIGS, "multitask")
-MANIFEST_FILE = "benchmark.json"
+MANIFEST_FILE = "manifest.json"
 BENCHMARK_FILE, TABLE_FILE, REPORT_FILE = "benchmark.json", "benchmark.md", "report.html"
 SETTINGS_FILE = "benchmark_settings.json"  # written first: what the folder's (unfinished) run is
 EXAMPLES_DIR = "examples"
@@ -66,7 +66,7 @@ BUNDLED_MULTITASK = bundled_checkpoint(MULTITASK_ENV_ID)
 
 @dataclass(frozen=True)
 class Manifest:
-    """What `eval_configs/multitask/benchmark.json` says: table order, families, cell size, seed layout."""
+    """What `eval_configs/multitask/manifest.json` says: table order, families, cell size, seed layout."""
 
     splits: tuple[str, ...]
     families: tuple[str, ...]

@@ -30,7 +30,7 @@ SUBCOMMANDS = {
     ),
     "export": ("rt1_sim.export", "write a dataset in LeRobot's format (LeRobotDataset v3.0)"),
     "plot": ("rt1_sim.plot", "draw a training run's learning curve (loss, closed-loop success) as a PNG"),
-    "bench": ("rt1_sim.bench", "run the benchmarks in benchmarks/ and print their ratios"),
+    "bench": ("rt1_sim.bench_scripts", "run the benchmarks in benchmarks/ and print their ratios"),
 }
 USER_ERROR_STATUS = 2
 

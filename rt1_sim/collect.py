@@ -28,9 +28,11 @@ import gymnasium as gym
 from tqdm import tqdm
 
 from envs import FAMILIES, MIX
-from envs.spaces import CAMERA_NAMES, EPISODE_DIR, EPISODE_META_FILE
+from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import CollectConfig, add_override_argument, load_config
 from rt1_sim.data.episodes import (
+    EPISODE_DIR,
+    EPISODE_META_FILE,
     RECORD_CONFIG_FILE,
     EpisodeRecorder,
     clean_incomplete,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rt1_sim import bench, cli
+from rt1_sim import bench_scripts as bench
+from rt1_sim import cli
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 

@@ -44,7 +44,7 @@ def test_report_shows_summary_first_posters_seeds_and_a_scrolling_table(tmp_path
         "episodes_per_cell": 1,
         "family_seed_stride": 100,
     }
-    (suites / "benchmark.json").write_text(json.dumps(manifest))
+    (suites / bm.MANIFEST_FILE).write_text(json.dumps(manifest))
     out = tmp_path / "bench"
     summary = bm.run_benchmark("scripted", out, suites, workers=1, progress=False)
     text = (out / bm.REPORT_FILE).read_text()

@@ -11,7 +11,7 @@ from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, TrainConfig, load_confi
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_CONFIGS = sorted((REPO / "train_configs").glob("*.json"))
 EVAL_SUITES = sorted((REPO / "eval_configs").glob("*.json")) + sorted(
-    p for p in (REPO / "eval_configs" / "multitask").glob("*.json") if p.name != "benchmark.json"
+    p for p in (REPO / "eval_configs" / "multitask").glob("*.json") if p.name != "manifest.json"
 )
 # The README's collection commands: first seed and episodes (per family for a multi-task env).
 COLLECTED_SEEDS = range(0, 20_400)  # panda_pick (0..999), panda_pick_varied (0..1599), multitask (0..807 per

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from rt1_sim import benchmark as bm
 from rt1_sim import train as train_module
 from rt1_sim.cli import USER_ERROR_STATUS, main
 from rt1_sim.data.episodes import list_episodes, read_episode
@@ -176,7 +177,7 @@ def small_suites(tmp_path: Path) -> Path:
     suites.mkdir()
     shutil.copy(SUITES / "seen.json", suites)
     manifest = {"splits": ["seen"], "families": ["pick"], "episodes_per_cell": 1, "family_seed_stride": 100}
-    (suites / "benchmark.json").write_text(json.dumps(manifest))
+    (suites / bm.MANIFEST_FILE).write_text(json.dumps(manifest))
     return suites
 
 
@@ -202,8 +203,8 @@ def test_benchmark_mistakes_are_one_line_and_write_nothing(
     elif mistake == "out_file":
         options["--out"] = str(small_suites / "seen.json")
     elif mistake == "episodes_per_cell_word":
-        manifest = json.loads((small_suites / "benchmark.json").read_text())
-        (small_suites / "benchmark.json").write_text(json.dumps({**manifest, "episodes_per_cell": "ten"}))
+        manifest = json.loads((small_suites / bm.MANIFEST_FILE).read_text())
+        (small_suites / bm.MANIFEST_FILE).write_text(json.dumps({**manifest, "episodes_per_cell": "ten"}))
     else:
         options["--episodes-per-cell"] = "0"  # was taken as "the manifest's"
     before = sorted(small_suites.iterdir())

@@ -30,22 +30,24 @@ from envs.spaces import (
     ACTION_COLUMNS,
     ACTION_SIZE,
     ACTION_SLICES,
-    DATASET_INFO_FILE,
-    EPISODE_DIR,
-    EPISODE_META_FILE,
     GOAL_COLUMNS,
-    IMAGE_NAME,
     JOINT_COLUMNS,
     OBJECT_POSE_COLUMNS,
-    RAW_FILES,
     RESULTS_COLUMNS,
-    RESULTS_FILES,
-    RGB_DIR,
     TASK_COLUMN,
 )
 from rt1_sim.errors import DatasetError
 from rt1_sim.files import atomic_write_text, disk_full_as_error
 
+# IO's file and folder names (docs/data.md, "Dataset layout").
+DATASET_INFO_FILE = "dataset_info.json"
+EPISODE_META_FILE = "episode.json"
+RGB_DIR = "rgb"
+IMAGE_NAME = "image_{:03d}.png"  # 1-based frame index, as IO writes them
+EPISODE_DIR = "data_{:03d}"
+# We write the plural names; IO's loader reads the singular ones: the reader accepts both.
+RESULTS_FILES: tuple[str, ...] = ("results.csv", "result.csv")
+RAW_FILES: tuple[str, ...] = ("results_raw.csv", "result_raw.csv")
 TMP_PREFIX = ".tmp_"  # staging folders and temporary files: clean_incomplete removes leftovers
 RAW_STATE_SIZE = len(JOINT_COLUMNS) + len(OBJECT_POSE_COLUMNS)
 PNG_COMPRESS_LEVEL = 1  # fast to write; PNG stays lossless

@@ -38,9 +38,9 @@ import numpy as np
 import torch.distributed as dist
 from tqdm import tqdm
 
-from envs.spaces import ACTION_SIZE, DATASET_INFO_FILE, EPISODE_DIR, RGB_DIR
+from envs.spaces import ACTION_SIZE
 from rt1_sim.config import FRAME_CACHE_MODES
-from rt1_sim.data.episodes import CACHE_SUFFIX, DatasetError
+from rt1_sim.data.episodes import CACHE_SUFFIX, DATASET_INFO_FILE, EPISODE_DIR, RGB_DIR, DatasetError
 from rt1_sim.data.sources import content_stats, list_episodes, read_episode
 from rt1_sim.data.windows import STATE_SIZE, FrameCache, episode_states, load_frame_cache
 from rt1_sim.files import disk_full_as_error

@@ -20,9 +20,9 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as torch_mp
 
-from envs.spaces import CAMERA_NAMES, EPISODE_DIR, RESULTS_FILES
+from envs.spaces import CAMERA_NAMES
 from rt1_sim.data import frame_cache
-from rt1_sim.data.episodes import DatasetError
+from rt1_sim.data.episodes import EPISODE_DIR, RESULTS_FILES, DatasetError
 from rt1_sim.data.frame_cache import INDEX_FILE, MappedFrames, cache_folder, open_frame_store
 from rt1_sim.data.windows import RandomCrop, WindowDataset, load_frame_cache
 from rt1_sim.model.action_tokenizer import ActionTokenizer

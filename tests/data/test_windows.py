@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from envs.spaces import ACTION_SIZE, CAMERA_NAMES, EPISODE_DIR, IMAGE_NAME, RGB_DIR
-from rt1_sim.data.episodes import DatasetError, expand_dataset_roots, list_episodes, read_episode
+from envs.spaces import ACTION_SIZE, CAMERA_NAMES
+from rt1_sim.data.episodes import (
+    EPISODE_DIR,
+    IMAGE_NAME,
+    RGB_DIR,
+    DatasetError,
+    expand_dataset_roots,
+    list_episodes,
+    read_episode,
+)
 from rt1_sim.data.windows import (
     FrameCache,
     RandomCrop,
