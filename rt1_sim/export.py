@@ -71,7 +71,14 @@ def _collect_settings(folders: list[Path]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rt1_sim.data.lerobot_format import DEFAULT_FPS, OUTPUT_ENTRIES, STAGING, _pyarrow, export_lerobot
+    from rt1_sim.data.lerobot_format import (
+        DEFAULT_FPS,
+        OUTPUT_ENTRIES,
+        STAGING,
+        _pyarrow,
+        check_video_options,
+        export_lerobot,
+    )
     from rt1_sim.outputs import check_unlocked, lock_folder, make_folder, prepare_folder
 
     data_dir: Path = args.data_dir
@@ -79,14 +86,15 @@ def run(args: argparse.Namespace) -> int:
         raise DatasetError(f"DATA_DIR {data_dir}: dataset folder does not exist")
     if is_lerobot_dataset(data_dir):
         raise DatasetError(f"DATA_DIR {data_dir}: already a LeRobot dataset (meta/info.json)")
-    if args.crf < 0 or args.fps is not None and args.fps < 1:
-        raise OutputError("--crf must be >= 0 and --fps >= 1")
+    if args.fps is not None and args.fps < 1:
+        raise OutputError(f"--fps {args.fps}: must be >= 1")
+    check_video_options(args.codec, args.crf)
     _pyarrow()
     views = tuple(args.views) if args.views else None
     folders = [Path(p) for p in expand_dataset_roots([str(data_dir)], views or CAMERA_NAMES)]
     settings = _collect_settings(folders)
     views = views or tuple(settings.get("views") or CAMERA_NAMES)
-    fps = args.fps or int(settings.get("env_options", {}).get("control_hz", DEFAULT_FPS))
+    fps = args.fps or int((settings.get("env_options") or {}).get("control_hz", DEFAULT_FPS))
     episodes = sum(len(list_episodes(f, views)) for f in folders)  # every folder readable before any write
     ours = (*OUTPUT_ENTRIES, STAGING)
     check_unlocked(args.out, "--out")

@@ -99,3 +99,23 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], tmp_prefix
 def atomic_write_text(path: str | Path, text: str, tmp_prefix: str = ".") -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")), tmp_prefix)
+
+
+def complete_mp4(path: Path) -> bool:
+    """Whether `path` is a whole MP4: its top-level boxes fill the file exactly and include the `moov` index,
+    which ffmpeg writes when it closes the file (a cut file lacks it or ends inside a box)."""
+    size, offset, boxes = path.stat().st_size, 0, set()
+    with open(path, "rb") as f:
+        while offset < size:
+            f.seek(offset)
+            header = f.read(16)
+            if len(header) < 8:
+                return False
+            length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if length == 1 and len(header) == 16:  # a 64-bit size follows the type
+                length = int.from_bytes(header[8:16], "big")
+            if length < 8:  # 0 ("to the end of the file") is only ever an unfinished box here
+                return False
+            boxes.add(kind)
+            offset += length
+    return offset == size and b"moov" in boxes

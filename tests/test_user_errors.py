@@ -287,7 +287,7 @@ class _HalfWriter:
 def test_an_mp4_ffmpeg_could_not_finish_never_sits_under_its_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rt1_sim.eval.video import complete_mp4
+    from rt1_sim.files import complete_mp4
 
     whole = next((Path(__file__).parent.parent / "assets" / "checkpoints").rglob("*.mp4"))
     assert complete_mp4(whole)

@@ -48,8 +48,8 @@ from envs.spaces import (
     RESULTS_COLUMNS,
 )
 from rt1_sim.data.episodes import Episode, list_episodes, read_episode
-from rt1_sim.errors import DatasetError, UserError
-from rt1_sim.files import atomic_write_text
+from rt1_sim.errors import DatasetError, OutputError, UserError
+from rt1_sim.files import atomic_write_text, complete_mp4
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ INDEX_FEATURES = ("timestamp", "frame_index", "episode_index", "index", "task_in
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 # LeRobot's default video encoding.
 VIDEO_CODECS = {"libsvtav1": "av1", "libx264": "h264"}
+CRF_RANGES = {"libsvtav1": (0, 63), "libx264": (0, 51)}  # what each encoder accepts
 DEFAULT_CODEC = "libsvtav1"
 DEFAULT_CRF = 30
 KEYFRAME_INTERVAL = 2
@@ -80,6 +81,7 @@ PIX_FMT = "yuv420p"
 DEFAULT_FPS = 10
 ROBOT_TYPE = "panda"
 STAGING = ".tmp_export"  # inside the output folder while an export writes; moved into place at the end
+_WARNED: set[tuple[Path, tuple[str, ...]]] = set()  # foreign action names already warned about
 OUTPUT_ENTRIES = ("meta", "data", "videos")
 
 
@@ -94,10 +96,13 @@ def _pyarrow() -> Any:
     return pyarrow
 
 
-def _ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
+def check_video_options(codec: str, crf: int) -> None:
+    """A UserError for a codec we do not write or a CRF its encoder refuses (ffmpeg would stop at once)."""
+    if codec not in VIDEO_CODECS:
+        raise UserError(f"--codec {codec!r}: choose one of {sorted(VIDEO_CODECS)}")
+    low, high = CRF_RANGES[codec]
+    if not low <= crf <= high:
+        raise UserError(f"--crf {crf}: {codec} takes {low}..{high}")
 
 
 # ---------------------------------------------------------------- statistics
@@ -189,8 +194,7 @@ class LeRobotWriter:
         with_goal: bool = True,
     ) -> None:
         self.pa = _pyarrow()
-        if codec not in VIDEO_CODECS:
-            raise UserError(f"--codec {codec!r}: choose one of {sorted(VIDEO_CODECS)}")
+        check_video_options(codec, crf)
         self.root = Path(root)
         self.views = tuple(views)
         self.fps, self.codec, self.crf, self.with_goal = int(fps), codec, int(crf), with_goal
@@ -347,14 +351,20 @@ class LeRobotWriter:
             self.video_seconds[view] = 0.0
         video = self.videos[view]
         start = video.frames / self.fps
-        for frame in frames:
-            video.writer.send(np.ascontiguousarray(frame))
+        try:
+            for frame in frames:
+                video.writer.send(np.ascontiguousarray(frame))
+        except OSError as e:  # ffmpeg stopped reading: it failed (its own message is above)
+            raise OutputError(f"{video.path}: ffmpeg stopped encoding ({e.strerror or e})") from None
         video.frames += len(frames)
         return start
 
     def _close_video(self, view: str) -> None:
+        """Finish a camera's video; imageio-ffmpeg does not check how ffmpeg ended, so the file is."""
         video = self.videos.pop(view)
         video.writer.close()
+        if not video.path.is_file() or not complete_mp4(video.path):
+            raise OutputError(f"{video.path}: ffmpeg left no complete video (its messages are above)")
 
     def _flush_rows(self) -> None:
         if not self.rows:
@@ -449,11 +459,17 @@ def export_lerobot(
     from tqdm import tqdm
 
     lengths = {folder: list_episodes(folder, views) for folder in folders}  # every folder checked first
-    with_goal = all(_has_goals(folder, views) for folder in folders)
+    goals = {folder.name: _has_goals(folder, views) for folder in folders}
+    with_goal = all(goals.values())
+    if any(goals.values()) and not with_goal:
+        log.warning(
+            "goal positions left out of observation.environment_state: %s log none",
+            ", ".join(name for name, has in goals.items() if not has),
+        )
     staging = out / STAGING
+    writer = LeRobotWriter(staging, views, fps, codec, crf, with_goal)  # checks its options: nothing written
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    writer = LeRobotWriter(staging, views, fps, codec, crf, with_goal)
     total = sum(len(n) for n in lengths.values())
     bar = tqdm(total=total, desc="export", unit="ep", disable=not progress, mininterval=1.0)
     try:
@@ -526,6 +542,16 @@ class LeRobotSource:
             raise DatasetError(
                 f"{self.root / INFO_FILE}: {have}; rt1-sim trains an {ACTION_SIZE}-d action "
                 f"({', '.join(RESULTS_COLUMNS)})"
+            )
+        names = list(action.get("names") or [])
+        if names != list(RESULTS_COLUMNS) and (self.root, tuple(names)) not in _WARNED:
+            _WARNED.add((self.root, tuple(names)))
+            log.warning(
+                "%s: action is named %s, not %s: rt1-sim reads its 8 values in that order "
+                "(world_vector, rotation_delta, gripper_closedness, terminate_episode)",
+                self.root / INFO_FILE,
+                names or "(no names)",
+                list(RESULTS_COLUMNS),
             )
 
     def read(self, views: Sequence[str], index: int) -> Episode:
@@ -656,8 +682,16 @@ class _Decoder:
         return out
 
 
-@functools.lru_cache(maxsize=8)
 def _decoder(path: Path, fps: float, size: tuple[int, int]) -> _Decoder:
+    """The decoder of one video file, kept while the file is unchanged (a re-export gets a new one)."""
+    st = path.stat()
+    return _cached_decoder(path, st.st_mtime_ns, st.st_size, st.st_ino, fps, size)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_decoder(
+    path: Path, mtime_ns: int, size_bytes: int, inode: int, fps: float, size: tuple[int, int]
+) -> _Decoder:
     return _Decoder(path, fps, size)
 
 
@@ -687,11 +721,11 @@ def open_source(root: str | Path) -> LeRobotSource:
     for what is missing or of another format version."""
     root = Path(root).resolve()
     stat = (root / INFO_FILE).stat()
-    return _open_source(root, stat.st_mtime_ns, stat.st_size)
+    return _open_source(root, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
 
 
 @functools.lru_cache(maxsize=16)
-def _open_source(root: Path, mtime_ns: int, size: int) -> LeRobotSource:
+def _open_source(root: Path, mtime_ns: int, ctime_ns: int, size: int, inode: int) -> LeRobotSource:
     _pyarrow()
     info_path = root / INFO_FILE
     try:

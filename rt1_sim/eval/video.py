@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.errors import ConfigError
-from rt1_sim.files import atomic_path, atomic_write
+from rt1_sim.files import atomic_path, atomic_write, complete_mp4
 
 VIDEO_MODES = ("all", "failures", "none")  # which episodes get a video
 CAPTION_HEIGHT = 14  # pixels above the images for the overlaid text (PIL's default font is ~11 px tall)
@@ -83,26 +83,6 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
             if shutil.disk_usage(tmp.parent).free < LOW_DISK_BYTES:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))  # one line: atomic_path
             raise RuntimeError(f"{path}: ffmpeg left an incomplete mp4 (see its messages above)")
-
-
-def complete_mp4(path: Path) -> bool:
-    """Whether `path` is a whole MP4: its top-level boxes fill the file exactly and include the `moov` index,
-    which ffmpeg writes when it closes the file (a cut file lacks it or ends inside a box)."""
-    size, offset, boxes = path.stat().st_size, 0, set()
-    with open(path, "rb") as f:
-        while offset < size:
-            f.seek(offset)
-            header = f.read(16)
-            if len(header) < 8:
-                return False
-            length, kind = int.from_bytes(header[:4], "big"), header[4:8]
-            if length == 1 and len(header) == 16:  # a 64-bit size follows the type
-                length = int.from_bytes(header[8:16], "big")
-            if length < 8:  # 0 ("to the end of the file") is only ever an unfinished box here
-                return False
-            boxes.add(kind)
-            offset += length
-    return offset == size and b"moov" in boxes
 
 
 def write_poster(video: Path) -> Path:

@@ -215,3 +215,25 @@ def test_lerobot_opens_the_export(tiny_dataset: Path, exported: Path) -> None:
                 assert tuple(image.shape) == (3, *ours.images[v].shape[1:3])
                 decoded = (image.permute(1, 2, 0).numpy() * 255).round()
                 assert pixel_error(decoded, ours.images[v][frame]) < MEAN_PIXEL_ERROR
+
+
+def test_a_crf_the_encoder_refuses_is_one_line_and_writes_nothing(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ffmpeg would stop at once, and imageio-ffmpeg would not say so: the export checks first."""
+    out = tmp_path / "out"
+    assert export(tiny_dataset, out, "--crf", "70") == 2
+    assert "--crf 70: libsvtav1 takes 0..63" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_new_export_in_the_same_folder_is_read_afresh(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Readers cached per file (decoders, episode metadata) see a re-export, not the files it replaced."""
+    out = tmp_path / "out"
+    assert export(tiny_dataset, out) == 0
+    first = read_episode(out, VIEWS, 1).images["front"]
+    assert export(tiny_dataset, out, "--overwrite", "--crf", "5") == 0
+    again = read_episode(out, VIEWS, 1).images["front"]
+    lerobot_format._cached_decoder.cache_clear()
+    lerobot_format._open_source.cache_clear()
+    assert np.array_equal(again, read_episode(out, VIEWS, 1).images["front"])
+    assert not np.array_equal(first, again)
