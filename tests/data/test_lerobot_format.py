@@ -237,3 +237,34 @@ def test_a_new_export_in_the_same_folder_is_read_afresh(tiny_dataset: Path, tmp_
     lerobot_format._open_source.cache_clear()
     assert np.array_equal(again, read_episode(out, VIEWS, 1).images["front"])
     assert not np.array_equal(first, again)
+
+
+def test_files_roll_over_and_episodes_read_in_any_order(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With size limits of 0 every episode starts new data and video files (the chunk/file indices LeRobot
+    follows); read back last-first, each episode still has its own actions and frames (a decoder seeks)."""
+    monkeypatch.setattr(lerobot_format, "DATA_FILE_MB", 0)
+    monkeypatch.setattr(lerobot_format, "VIDEO_FILE_MB", 0)
+    out = tmp_path / "out"
+    assert export(tiny_dataset, out) == 0
+    lengths = list_episodes(tiny_dataset, VIEWS)
+    assert len(list((out / "data").glob("chunk-000/*.parquet"))) == len(lengths)
+    assert len(list((out / "videos" / "observation.images.wrist").glob("chunk-000/*.mp4"))) == len(lengths)
+    for index in reversed(range(len(lengths))):
+        ours, back = read_episode(tiny_dataset, VIEWS, index), read_episode(out, VIEWS, index)
+        np.testing.assert_array_equal(back.actions, ours.actions)
+        for v in VIEWS:
+            assert pixel_error(back.images[v], ours.images[v]) < MEAN_PIXEL_ERROR
+
+
+def test_episodes_of_one_video_file_read_last_first(tiny_dataset: Path, exported: Path) -> None:
+    """Out of order, each episode's frames are found by seeking into the shared file: still its own, each at
+    its own time."""
+    lerobot_format._cached_decoder.cache_clear()
+    for index in reversed(range(len(list_episodes(tiny_dataset, VIEWS)))):
+        ours, back = read_episode(tiny_dataset, VIEWS, index), read_episode(exported, VIEWS, index)
+        for v in VIEWS:
+            aligned = pixel_error(back.images[v][1:], ours.images[v][1:])
+            shifted = pixel_error(back.images[v][1:], ours.images[v][:-1])
+            assert aligned < MEAN_PIXEL_ERROR and aligned < shifted
