@@ -29,7 +29,7 @@ import torch
 
 from envs.spaces import ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES
 from rt1_sim.cli import positive_int
-from rt1_sim.config import PRESETS, get_preset
+from rt1_sim.model.presets import PRESETS, get_preset
 from rt1_sim.model.rt1 import RT1
 from rt1_sim.policy import RT1Policy
 from rt1_sim.preprocess import observation_to_tensors, stack_observations

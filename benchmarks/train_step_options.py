@@ -24,10 +24,10 @@ import torch
 
 from envs.spaces import ACTION_HIGH, ACTION_LOW, CAMERA_NAMES
 from rt1_sim.cli import positive_int
-from rt1_sim.config import PRESETS, get_preset
 from rt1_sim.data.windows import STATE_SIZE, FrameCache, RandomCrop, WindowDataset, collate_windows
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import HashInstructionEncoder
+from rt1_sim.model.presets import PRESETS, get_preset
 from rt1_sim.model.rt1 import RT1
 from rt1_sim.model.state_head import RT1WithStateHead, StateHead
 from rt1_sim.preprocess import images_to_tensor

@@ -30,6 +30,7 @@ import dataclasses
 import html
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -37,44 +38,45 @@ from typing import Any
 from tqdm import tqdm
 
 from rt1_sim.checkpoint import MODEL_KEYS, load_checkpoint
-from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, config_to_dict, load_config
+from rt1_sim.config import (
+    MULTITASK_ENV_ID,
+    BenchmarkConfig,
+    EvalConfig,
+    Shorthand,
+    add_override_argument,
+    config_to_dict,
+    load_config,
+    shorthand_overrides,
+)
 from rt1_sim.env_options import checked_env
 from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.eval import evaluate, resolve_policy
 from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER
-from rt1_sim.eval.results import RESULTS_FILE, sha256
+from rt1_sim.eval.results import sha256
 from rt1_sim.eval.stats import rate_block
 from rt1_sim.eval.video import write_poster
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_folder, prepare_folder
 from rt1_sim.pool import WorkerDied
 from rt1_sim.resources import EVAL_CONFIGS, bundled_checkpoint, resource_path
+from rt1_sim.run_layout import (
+    BENCHMARK_FILE,
+    BENCHMARK_SETTINGS_FILE,
+    EXAMPLES_DIR,
+    REPORT_FILE,
+    RESULTS_FILE,
+    TABLE_FILE,
+)
 
 log = logging.getLogger(__name__)
 
 SUITES_DIR = resource_path(EVAL_CONFIGS, "multitask")
 MANIFEST_FILE = "manifest.json"
-BENCHMARK_FILE, TABLE_FILE, REPORT_FILE = "benchmark.json", "benchmark.md", "report.html"
-SETTINGS_FILE = "benchmark_settings.json"  # written first: what the folder's (unfinished) run is
-EXAMPLES_DIR = "examples"
 # What a run writes into --out besides one folder per split: what --overwrite may replace.
-OUT_FILES = (SETTINGS_FILE, BENCHMARK_FILE, TABLE_FILE, REPORT_FILE, EXAMPLES_DIR)
+OUT_FILES = (BENCHMARK_SETTINGS_FILE, BENCHMARK_FILE, TABLE_FILE, REPORT_FILE, EXAMPLES_DIR)
 # The settings that make two runs the same benchmark (a folder of other settings is never resumed).
 SETTING_KEYS = ("policy", "checkpoint_sha256", "suites", "episodes_per_cell")
 BUNDLED_MULTITASK = bundled_checkpoint(MULTITASK_ENV_ID)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What `eval_configs/multitask/manifest.json` says: table order, families, cell size, seed layout."""
-
-    splits: tuple[str, ...]
-    families: tuple[str, ...]
-    episodes_per_cell: int
-    family_seed_stride: int
-    family_option: str  # the env option that selects the family (PandaTabletop-v0: "task")
-    not_applicable: dict[str, tuple[str, ...]]  # split -> families that have no such cell
-    notes: dict[str, str]  # split -> one line for the table's legend
 
 
 @dataclass(frozen=True)
@@ -90,81 +92,33 @@ class Cell:
         return Path(self.split) / self.family
 
 
-def load_manifest(suites: Path) -> Manifest:
-    """Read and check the manifest; a missing or inconsistent one is a ConfigError naming the file."""
-    path = suites / MANIFEST_FILE
-    if not Path(suites).is_dir():
-        what = "does not exist" if not Path(suites).exists() else "is a file"
-        raise ConfigError(
-            f"--suites {suites}: {what}; give the folder of the split suites and {MANIFEST_FILE}"
-        )
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no benchmark manifest in {suites}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the manifest ({e.strerror or e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    known = {
-        "splits",
-        "families",
-        "family_option",
-        "episodes_per_cell",
-        "family_seed_stride",
-        "not_applicable",
-        "notes",
-    }
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; expected {sorted(known)}")
-    expected = {
-        "splits": (list, "a list of split names"),
-        "families": (list, "a list of family names"),
-        "episodes_per_cell": (int, "a positive integer"),
-        "family_seed_stride": (int, "a positive integer"),
-        "family_option": (str, "an env option name"),
-        "not_applicable": (dict, "an object: split -> list of families"),
-        "notes": (dict, "an object: split -> one line"),
-    }
-    for key, (kind, what) in expected.items():
-        value = data.get(key)
-        wrong = not isinstance(value, kind) or isinstance(value, bool)
-        if key in data and (wrong or (kind is int and value < 1)):
-            raise ConfigError(f"{path}: {key} must be {what}, got {value!r}")
-    not_applicable = data.get("not_applicable", {})
-    if not all(isinstance(v, list) for v in not_applicable.values()):
-        raise ConfigError(f"{path}: not_applicable must map each split to a list of families")
-    manifest = Manifest(
-        splits=tuple(str(s) for s in data.get("splits", ())),
-        families=tuple(str(f) for f in data.get("families", ())),
-        episodes_per_cell=data.get("episodes_per_cell", 50),
-        family_seed_stride=data.get("family_seed_stride", 10_000),
-        family_option=data.get("family_option", "task"),
-        not_applicable={k: tuple(v) for k, v in not_applicable.items()},
-        notes={k: str(v) for k, v in data.get("notes", {}).items()},
-    )
-    if not manifest.splits or not manifest.families:
-        raise ConfigError(f"{path}: 'splits' and 'families' must be non-empty lists")
-    for split, families in manifest.not_applicable.items():
-        bad = [f for f in families if f not in manifest.families]
-        if split not in manifest.splits or bad:
-            raise ConfigError(f"{path}: not_applicable.{split} names an unknown split or families {bad}")
-    return manifest
+def manifest_path(suites: Path) -> Path:
+    """The benchmark config of `suites`: the folder's manifest.json, or a config file (the split suites are
+    the files beside it)."""
+    suites = Path(suites)
+    return suites if suites.is_file() else suites / MANIFEST_FILE
 
 
-def plan_cells(suites: Path, manifest: Manifest, policy: str, episodes: int) -> list[Cell]:
-    """Every (split, family) cell in table order, each with its own seed block and the chosen policy."""
-    if episodes > manifest.family_seed_stride:
+def load_manifest(suites: Path, overrides: Sequence[str | tuple[str, str]] = ()) -> BenchmarkConfig:
+    """The benchmark config (`manifest_path(suites)`) with `overrides` applied, read by the one config loader:
+    unknown keys, wrong types and inconsistent values are a ConfigError naming the file or the override."""
+    if not Path(suites).exists():
         raise ConfigError(
-            f"--episodes-per-cell {episodes} is more than the {manifest.family_seed_stride} seeds between "
-            f"two families' blocks ({suites / MANIFEST_FILE}: family_seed_stride)"
+            f"{suites}: does not exist; give the folder of the split suites and {MANIFEST_FILE}"
         )
+    path = manifest_path(suites)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no benchmark manifest in {suites}")
+    return load_config(BenchmarkConfig, path, overrides)
+
+
+def plan_cells(suites: Path, manifest: BenchmarkConfig, policy: str) -> list[Cell]:
+    """Every (split, family) cell in table order, each with its own seed block and `policy` (the manifest's,
+    resolved)."""
+    folder = manifest_path(suites).parent
     cells = []
     for split in manifest.splits:
-        suite_file = suites / f"{split}.json"
+        suite_file = folder / f"{split}.json"
         if not suite_file.is_file():
             raise ConfigError(
                 f"{suite_file}: the manifest lists split {split!r} but its suite file is missing"
@@ -177,7 +131,7 @@ def plan_cells(suites: Path, manifest: Manifest, policy: str, episodes: int) -> 
             config = dataclasses.replace(
                 suite,
                 name=f"{split}/{family}",
-                episodes=episodes,
+                episodes=manifest.episodes_per_cell,
                 seed_start=suite.seed_start + index * manifest.family_seed_stride,
                 env_options={**suite.env_options, manifest.family_option: family},
                 policy=dataclasses.replace(suite.policy, name=policy),
@@ -191,7 +145,7 @@ def check_cells(suites: Path, cells: list[Cell]) -> None:
     naming its file before the first cell runs or anything is written."""
     for cell in cells:
         if cell.config is not None:
-            source = str(suites / f"{cell.split}.json")
+            source = str(manifest_path(suites).parent / f"{cell.split}.json")
             checked_env(cell.config.env_id, cell.config.env_options, source, prefix="env_options.").close()
 
 
@@ -486,7 +440,7 @@ def check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> tuple[lis
     resume; reads only. A folder is a benchmark's when its settings file (or benchmark.json) is one rt1-sim
     wrote; only then may --overwrite replace its files (the splits it names), and never anything else."""
     check_writable(out, "--out")
-    saved = _read_settings(out / SETTINGS_FILE)
+    saved = _read_settings(out / BENCHMARK_SETTINGS_FILE)
     finished = _read_settings(out / BENCHMARK_FILE)
     mine = saved or finished
     if mine is not None and not overwrite:
@@ -511,7 +465,7 @@ def check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> tuple[lis
 
 # ---------------------------------------------------------------- the run
 def run_benchmark(
-    policy: str,
+    policy: str | None,
     out: Path,
     suites: Path = SUITES_DIR,
     episodes: int | None = None,
@@ -520,26 +474,32 @@ def run_benchmark(
     examples: bool = True,
     overwrite: bool = False,
     envs_per_worker: int = DEFAULT_ENVS_PER_WORKER,
+    overrides: Sequence[str | tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """Run every cell, then write benchmark.md, report.html and benchmark.json into `out`; `workers`
-    processes of `envs_per_worker` envs each run a cell's episodes. `out` must be new or empty, or hold the
-    unfinished benchmark of the same settings (resumed), unless `overwrite`. Every input and the folder are
-    checked before anything is written; the folder is locked for the run."""
+    """Run every cell of the benchmark config `suites` (a suites folder or its manifest file) with
+    `overrides` applied, then `policy` and `episodes` (None: the config's), then write benchmark.md,
+    report.html and benchmark.json into `out`; `workers` processes of `envs_per_worker` envs each run a
+    cell's episodes. `out` must be new or empty, or hold the unfinished benchmark of the same settings
+    (resumed), unless `overwrite`. Every input and the folder are checked before anything is written; the
+    folder is locked for the run."""
     out = Path(out)
-    manifest = load_manifest(suites)
-    policy = resolve_benchmark_policy(policy)
-    if episodes is not None and episodes < 1:  # 0 is a mistake, not "the manifest's"
-        raise ConfigError(f"--episodes-per-cell must be >= 1, got {episodes}")
-    episodes = episodes if episodes is not None else manifest.episodes_per_cell
+    given = list(overrides)
+    if policy is not None:
+        given.append((f"policy {policy}", f"policy={json.dumps(policy)}"))
+    if episodes is not None:
+        given.append((f"episodes {episodes}", f"episodes_per_cell={json.dumps(episodes)}"))
+    manifest = load_manifest(suites, given)
+    policy = resolve_benchmark_policy(manifest.policy)
+    episodes = manifest.episodes_per_cell
     choice = resolve_policy(policy, MULTITASK_ENV_ID)  # not "auto": resolve_benchmark_policy named a file
     if choice.checkpoint is not None:
         load_checkpoint(choice.checkpoint, required=MODEL_KEYS)  # a missing or foreign file: one line
-    cells = plan_cells(suites, manifest, policy, episodes)
+    cells = plan_cells(suites, manifest, policy)
     check_cells(suites, cells)
     settings = {
         "policy": policy,
         "checkpoint_sha256": _checkpoint_sha(next(c.config for c in cells if c.config)),
-        "suites": str(Path(suites).resolve()),
+        "suites": str(manifest_path(suites).parent.resolve()),
         "episodes_per_cell": episodes,
         "splits": list(manifest.splits),
         "families": list(manifest.families),
@@ -552,7 +512,7 @@ def run_benchmark(
         if resuming:
             log.info("--out %s: resuming its unfinished benchmark of the same settings", out)
         else:
-            atomic_write_text(out / SETTINGS_FILE, json.dumps(settings, indent=1) + "\n")
+            atomic_write_text(out / BENCHMARK_SETTINGS_FILE, json.dumps(settings, indent=1) + "\n")
         entries = []
         bar = tqdm(cells, unit="cell", desc="benchmark", disable=not progress, mininterval=0.5)
         for cell in bar:
@@ -584,23 +544,37 @@ def run_benchmark(
 
 
 # ---------------------------------------------------------------- command line
+SHORTHANDS = (  # the options that stand for one BenchmarkConfig key each
+    Shorthand("policy", "policy"),
+    Shorthand("episodes_per_cell", "episodes_per_cell"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config",
+        type=Path,
+        help="benchmark config JSON (BenchmarkConfig: splits, families, episodes_per_cell, seed layout, "
+        "policy); the split suites are the <split>.json files beside it (default: "
+        f"{SUITES_DIR / MANIFEST_FILE})",
+    )
+    where.add_argument(
+        "--suites", type=Path, help=f"a suites folder: the same as --config SUITES/{MANIFEST_FILE}"
+    )
+    add_override_argument(parser, "episodes_per_cell=10, 'splits=[\"seen\"]'")
+    shorthand = parser.add_argument_group("shorthands", "each is the same as --set of the key it names")
+    shorthand.add_argument(
         "--policy",
-        default="auto",
-        help="scripted | random | PATH.pt (an RT-1 checkpoint) | auto (default): the bundled multi-task RT-1 "
-        f"checkpoint {BUNDLED_MULTITASK.name}, which rt1-sim does not ship yet; while that file is missing, "
-        "auto stops with an error before anything is written (it does not fall back to the scripted expert "
-        "as eval's auto does)",
+        help="scripted | random | PATH.pt (an RT-1 checkpoint) | auto (the config's default): the bundled "
+        f"multi-task RT-1 checkpoint {BUNDLED_MULTITASK.name}; where that file is missing, auto stops with "
+        "an error before anything is written (it does not fall back to the scripted expert as eval's auto "
+        "does) (--set policy=...)",
     )
-    parser.add_argument(
-        "--suites", type=Path, default=SUITES_DIR, help=f"suites folder (default: {SUITES_DIR})"
-    )
-    parser.add_argument(
+    shorthand.add_argument(
         "--episodes-per-cell",
         type=int,
-        default=None,
-        help="episodes per family x split cell (default: manifest's)",
+        help="episodes per family x split cell (--set episodes_per_cell=N; default: the config's)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="parallel env processes; does not change results"
@@ -626,21 +600,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-examples", action="store_true", help="skip the two example videos per cell")
 
 
+def suites_from_args(args: argparse.Namespace) -> Path:
+    """The benchmark config the options name: --config (a file), --suites (a folder) or the shipped one."""
+    if args.config is not None:
+        if not args.config.is_file():
+            what = "does not exist" if not args.config.exists() else "is a folder; give the config file"
+            raise ConfigError(f"--config {args.config}: {what}")
+        return args.config
+    if args.suites is not None:
+        if not args.suites.is_dir():
+            what = "does not exist" if not args.suites.exists() else "is a file"
+            raise ConfigError(
+                f"--suites {args.suites}: {what}; give the folder of the split suites and {MANIFEST_FILE}"
+            )
+        return args.suites
+    return SUITES_DIR
+
+
 def run(args: argparse.Namespace) -> int:
-    out = args.out or Path("runs") / "benchmark" / Path(args.policy).stem
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.envs_per_worker < 1:
         raise ConfigError(f"--envs-per-worker must be >= 1, got {args.envs_per_worker}")
+    suites = suites_from_args(args)
+    overrides = [*args.overrides, *shorthand_overrides(args, SHORTHANDS)]
+    policy = load_manifest(suites, overrides).policy
+    out = args.out or Path("runs") / "benchmark" / Path(policy).stem
     summary = run_benchmark(
-        args.policy,
+        None,
         out,
-        args.suites,
-        args.episodes_per_cell,
+        suites,
+        None,
         args.workers,
         examples=not args.no_examples,
         envs_per_worker=args.envs_per_worker,
         overwrite=args.overwrite,
+        overrides=overrides,
     )
     print(table_markdown(summary))
     print(f"wrote {out / BENCHMARK_FILE}, {out / TABLE_FILE} and {out / REPORT_FILE}")

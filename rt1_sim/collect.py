@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from envs import FAMILIES, MIX
 from envs.spaces import CAMERA_NAMES
-from rt1_sim.config import CollectConfig, add_override_argument, load_config
+from rt1_sim.config import CollectConfig, Shorthand, add_override_argument, load_config, shorthand_overrides
 from rt1_sim.data.episodes import (
     EPISODE_DIR,
     EPISODE_META_FILE,
@@ -50,14 +50,14 @@ from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_fo
 from rt1_sim.policy import make_expert
 from rt1_sim.pool import WorkerDied, worker_count, worker_pool
 from rt1_sim.rollout import rollout
+from rt1_sim.run_layout import COLLECT_CONFIG_FILE
 
 log = logging.getLogger(__name__)
-CONFIG_FILE = "collect_config.json"
 
 # The env option that names a multi-task env's task (its value "mix", envs.MIX, draws a family per episode).
 TASK_OPTION = "task"
 
-__all__ = ["CONFIG_FILE", "TASK_OPTION", "CollectConfig", "collect", "collect_datasets", "dataset_plan"]
+__all__ = ["TASK_OPTION", "CollectConfig", "collect", "collect_datasets", "dataset_plan"]
 
 # ---- worker side: one env + expert per process ----
 _worker: dict[str, Any] = {}
@@ -107,7 +107,7 @@ def _collect_one(seed: int) -> dict[str, Any]:
 def _check_resumable(root: Path, cfg: CollectConfig) -> None:
     """Refuse to extend a dataset that was collected with different settings (a key the file lacks was
     written before the key existed: it has its default, e.g. env_id)."""
-    path = root / CONFIG_FILE
+    path = root / COLLECT_CONFIG_FILE
     try:
         saved = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -134,10 +134,12 @@ def _prepare_out(out: Path, cfg: CollectConfig, overwrite: bool) -> tuple[list[P
             f"--out {out}: holds rollouts recorded by `rt1-sim eval --record` ({RECORD_CONFIG_FILE}); "
             "collect into a new folder, or pass --overwrite to replace them"
         )
-    if not overwrite and (out / CONFIG_FILE).is_file():
+    if not overwrite and (out / COLLECT_CONFIG_FILE).is_file():
         _check_resumable(out, cfg)
         return [], True
-    return prepare_folder(out, "--out", {CONFIG_FILE, RECORD_CONFIG_FILE, *CAMERA_NAMES}, overwrite), False
+    return prepare_folder(
+        out, "--out", {COLLECT_CONFIG_FILE, RECORD_CONFIG_FILE, *CAMERA_NAMES}, overwrite
+    ), False
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -172,7 +174,7 @@ def _open_dataset(out: Path, episodes: int, cfg: CollectConfig, overwrite: bool)
     remove, resuming = _prepare_out(out, cfg, overwrite)
     make_folder(out, "--out", remove)
     if not resuming:
-        atomic_write_text(out / CONFIG_FILE, json.dumps(cfg.to_json(), indent=1, sort_keys=True))
+        atomic_write_text(out / COLLECT_CONFIG_FILE, json.dumps(cfg.to_json(), indent=1, sort_keys=True))
     whole = clean_incomplete(out, cfg.views)
     if whole != list(range(len(whole))):
         raise DatasetError(f"{out}: episode folders are not numbered 0..{len(whole) - 1} ({whole[:5]}...)")
@@ -341,7 +343,7 @@ def collect_datasets(
 def _check_root(out: Path) -> None:
     """A multi-task `--out` holds Panda_<task> datasets, never a dataset (or eval recording) of its own."""
     check_writable(out, "--out")
-    own = [name for name in (CONFIG_FILE, RECORD_CONFIG_FILE) if (out / name).exists()]
+    own = [name for name in (COLLECT_CONFIG_FILE, RECORD_CONFIG_FILE) if (out / name).exists()]
     if own:
         raise OutputError(
             f"--out {out}: holds a dataset itself ({own[0]}); a multi-task collection writes its "
@@ -425,13 +427,16 @@ def _summary(out: Path, state: _Progress, elapsed: float, max_steps: int) -> dic
 
 # ---- command line ----
 # Shorthand options, each the same as a `--set` of its key (applied after the config file and --set).
-SHORTHANDS = {
-    "seed": "seed",
-    "noise": "noise",
-    "max_steps": "max_steps",
-    "views": "views",
-    "image_size": "env_options.image_size",
-}
+SHORTHANDS = (  # the options that stand for one CollectConfig key each (rt1_sim.config.Shorthand)
+    Shorthand("seed", "seed"),
+    Shorthand("noise", "noise"),
+    Shorthand("clean_labels", "clean_labels"),
+    Shorthand("keep_failures", "keep_failures"),
+    Shorthand("io_names", "io_file_names"),
+    Shorthand("max_steps", "max_steps"),
+    Shorthand("views", "views"),
+    Shorthand("image_size", "env_options.image_size"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -500,30 +505,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def shorthand_overrides(args: argparse.Namespace) -> list[str]:
-    """The shorthand options as `--set` overrides, in a fixed order."""
-    overrides = [
-        f"{key}={json.dumps(getattr(args, name))}"
-        for name, key in SHORTHANDS.items()
-        if getattr(args, name) is not None
-    ]
-    if args.clean_labels:
-        overrides.append("clean_labels=true")
-    if args.keep_failures:
-        overrides.append("keep_failures=true")
-    if args.io_names:
-        overrides.append("io_file_names=true")
+def env_option_overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Each `--env-option KEY=VALUE` as the override `env_options.KEY=VALUE` it stands for."""
     if args.image_size is not None and min(args.image_size) < 1:
         raise ConfigError(f"--image-size must be two positive integers (H W), got {args.image_size}")
+    overrides = []
     for text in args.env_option:
         if "=" not in text or text.startswith("="):
             raise ConfigError(f"--env-option {text!r}: expected KEY=VALUE")
-        overrides.append(f"env_options.{text}")
+        overrides.append((f"--env-option {text}", f"env_options.{text}"))
     return overrides
 
 
+def config_from_args(args: argparse.Namespace) -> CollectConfig:
+    """The config file, then --set, then the shorthand options, all through the one loader."""
+    shorthands = [*shorthand_overrides(args, SHORTHANDS), *env_option_overrides(args)]
+    return load_config(CollectConfig, args.config, [*args.overrides, *shorthands])
+
+
 def run(args: argparse.Namespace) -> int:
-    cfg = load_config(CollectConfig, args.config, [*args.overrides, *shorthand_overrides(args)])
+    cfg = config_from_args(args)
     summary = collect_datasets(args.out, args.episodes, cfg, workers=args.workers, overwrite=args.overwrite)
     for each in summary.get("datasets", {}).values():  # one line per dataset, then the total
         print(json.dumps(each))

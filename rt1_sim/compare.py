@@ -28,12 +28,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from rt1_sim.benchmark import EXAMPLES_DIR
 from rt1_sim.errors import UserError
-from rt1_sim.eval.results import RESULTS_FILE
 from rt1_sim.eval.stats import wilson_interval
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import make_folder, prepare_folder
+from rt1_sim.run_layout import EXAMPLES_DIR, RESULTS_FILE
 
 COMPARE_JSON, COMPARE_MD = "compare.json", "compare.md"
 DEFAULT_ALPHA = 0.05

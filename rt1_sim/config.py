@@ -1,9 +1,9 @@
-"""Typed, frozen configuration for rt1-sim, and the named network presets.
+"""Typed, frozen configuration for rt1-sim, and the one loader every command reads its config with.
 
-`NetworkConfig` holds IO's `network_configs` keys (so IO's `train_config.json` section is valid input) plus
-the sizes our model needs that IO hard-coded (EfficientNet scaling, image size, TokenLearner sizes). Every
-size is a field: presets differ only in values, never in code paths. `cam_view`, `time_sequence_length` and
-`using_proprioception` are top-level keys in IO's config and are passed to the model constructor separately.
+`TrainConfig` (IO's `train_config.json` keys are valid; its network is a preset of
+`rt1_sim.model.presets` with `network_configs` overrides), `EvalConfig`, `CollectConfig` and
+`BenchmarkConfig`: JSON in, `--set key.path=value` overrides, and a command's shorthand options
+(`shorthand_overrides`) applied as overrides of the keys they stand for, all through `load_config`.
 """
 
 from __future__ import annotations
@@ -18,172 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from envs.spaces import CAMERA_NAMES, MAX_IMAGE_SIDE
+from envs.spaces import CAMERA_NAMES
 from rt1_sim.errors import ConfigError
+from rt1_sim.model.presets import NetworkConfig, get_preset
 from rt1_sim.resources import find_config
 
-# EfficientNet compound-scaling coefficients (width, depth) of the published variants. Resolution is a
-# separate field (`image_height`, `image_width`) because the env renders at whatever size the preset asks for.
-EFFICIENTNET_SCALING: dict[str, tuple[float, float]] = {
-    "b0": (1.0, 1.0),
-    "b1": (1.0, 1.1),
-    "b2": (1.1, 1.2),
-    "b3": (1.2, 1.4),
-}
-# The number of MBConv stages of the EfficientNet family; fewer keeps only the first ones (smaller stride).
-EFFICIENTNET_NUM_STAGES = 7
-# Stages (1-based) whose first block has stride 2; the stem has stride 2 as well.
-EFFICIENTNET_STRIDE2_STAGES = (2, 3, 4, 6)
-# Upper bounds of sizes whose mistyped values (100000) would try to allocate far more memory than any machine
-# has, or thousands of threads, before failing with a traceback: far above every published and shipped value
-# (vocab 256, 6 history frames, 300x300 images).
-MAX_VOCAB_SIZE = 4096
+# Upper bounds of sizes whose mistyped values (100000) would start thousands of threads or allocate far more
+# memory than any machine has, before failing with a traceback: far above every shipped value.
 MAX_TIME_SEQUENCE_LENGTH = 64
 MAX_TORCH_THREADS = 1024
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Sizes of the RT-1 network; the defaults are the paper's model (EfficientNet-B3 at 300x300)."""
-
-    # ---- IO's network_configs keys ----
-    vocab_size: int = 256  # action bins per dimension (tokens of the output vocabulary)
-    token_embedding_size_per_image: int = 512  # width of every image token (1x1 conv after the EfficientNet)
-    language_embedding_size: int = 512  # size of the instruction embedding, the FiLM context
-    num_layers: int = 8  # transformer blocks
-    layer_size: int = 128  # key/query/value size of each attention head
-    num_heads: int = 8
-    feed_forward_size: int = 512  # d_model of the transformer (the name is TF's and IO's)
-    dropout_rate: float = 0.1
-    # Side of the random square crop taken by training augmentation before resizing back to the image size
-    # (IO's key; 236 for 256x320 images there). The model never crops: no augmentation at inference.
-    crop_size: int = 276
-    use_token_learner: bool = True
-    # ---- sizes IO hard-coded ----
-    image_height: int = 300
-    image_width: int = 300
-    efficientnet_width_mult: float = EFFICIENTNET_SCALING["b3"][0]
-    efficientnet_depth_mult: float = EFFICIENTNET_SCALING["b3"][1]
-    efficientnet_stages: int = EFFICIENTNET_NUM_STAGES  # keep the first N MBConv stages
-    stochastic_depth_rate: float = 0.2  # EfficientNet's drop-path rate of the last block (linear ramp)
-    token_learner_num_tokens: int = 8  # tokens per image after the TokenLearner
-    token_learner_hidden_size: int = 64  # hidden width of the TokenLearner's attention MLP
-
-    def __post_init__(self) -> None:
-        """Values only: types are checked by the loader (`config_from_dict`), the one place that does it."""
-        positive = [f.name for f in dataclasses.fields(self) if f.type == "int"]
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"network config {name!r} must be positive, got {getattr(self, name)}")
-        if not 3 <= self.vocab_size <= MAX_VOCAB_SIZE:
-            raise ValueError(
-                f"network config 'vocab_size' must be in 3..{MAX_VOCAB_SIZE}, got {self.vocab_size}"
-            )
-        for name in ("image_height", "image_width"):
-            value = getattr(self, name)
-            if value > MAX_IMAGE_SIDE:
-                raise ValueError(
-                    f"network config {name!r} must be at most {MAX_IMAGE_SIDE} pixels, got {value}"
-                )
-        for name in ("dropout_rate", "stochastic_depth_rate"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"network config {name!r} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("efficientnet_width_mult", "efficientnet_depth_mult"):
-            if getattr(self, name) <= 0.0:
-                raise ValueError(f"network config {name!r} must be positive, got {getattr(self, name)}")
-        if self.efficientnet_stages > EFFICIENTNET_NUM_STAGES:
-            raise ValueError(
-                f"network config 'efficientnet_stages' must be in 1..{EFFICIENTNET_NUM_STAGES}, "
-                f"got {self.efficientnet_stages}"
-            )
-        if self.crop_size > min(self.image_height, self.image_width):
-            raise ValueError(
-                f"network config 'crop_size' ({self.crop_size}) exceeds the image size "
-                f"({self.image_height}x{self.image_width})"
-            )
-        if min(self.feature_map_size) < 1:
-            raise ValueError(
-                f"a {self.image_height}x{self.image_width} image is too small for "
-                f"{self.efficientnet_stages} EfficientNet stages"
-            )
-
-    @property
-    def feature_map_size(self) -> tuple[int, int]:
-        """(height, width) of the EfficientNet feature map: every stride-2 layer halves, rounding down."""
-        halvings = 1 + sum(1 for s in EFFICIENTNET_STRIDE2_STAGES if s <= self.efficientnet_stages)
-        return self.image_height >> halvings, self.image_width >> halvings
-
-    @property
-    def tokens_per_image(self) -> int:
-        """Tokens each camera image contributes per timestep (8 with TokenLearner, 81 without for `paper`)."""
-        if self.use_token_learner:
-            return self.token_learner_num_tokens
-        h, w = self.feature_map_size
-        return h * w
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every field (JSON- and `torch.load(weights_only=True)`-safe)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(
-        cls, d: Mapping[str, Any], base: NetworkConfig | None = None, source: str = "network config"
-    ) -> NetworkConfig:
-        """Build from a plain dict (e.g. IO's `network_configs`) through the config loader (unknown keys and
-        wrong types fail naming the key and `source`); missing keys keep `base`'s values (default: the paper
-        model)."""
-        base = base if base is not None else cls()
-        return config_from_dict(cls, {**base.to_dict(), **dict(d)}, source)
-
-
-# ---- named presets: the one place where network sizes are chosen ----
-PRESETS: dict[str, NetworkConfig] = {
-    # RT-1 as published: FiLM-EfficientNet-B3 at 300x300 (9x9 = 81 tokens -> 8), 8 layers x 8 heads x 128,
-    # d_model 512. With one camera: 35.1M parameters (tests/model/test_rt1.py checks it against 35.19M).
-    "paper": NetworkConfig(),
-    # Same family for 2 CPU cores: the env's default 96x96 images, half-width and half-depth EfficientNet cut
-    # after stage 5 (stride 16: 6x6 feature map -> 8 tokens), 4 transformer layers of width 128.
-    "cpu": NetworkConfig(
-        token_embedding_size_per_image=128,
-        num_layers=4,
-        layer_size=32,
-        num_heads=4,
-        feed_forward_size=128,
-        crop_size=88,
-        image_height=96,
-        image_width=96,
-        efficientnet_width_mult=0.5,
-        efficientnet_depth_mult=0.5,
-        efficientnet_stages=5,
-        stochastic_depth_rate=0.1,
-        token_learner_hidden_size=32,
-    ),
-    # Smallest member, for smoke runs and tests: still consumes the env's 96x96 images.
-    "micro": NetworkConfig(
-        token_embedding_size_per_image=32,
-        num_layers=2,
-        layer_size=16,
-        num_heads=2,
-        feed_forward_size=32,
-        dropout_rate=0.0,
-        crop_size=88,
-        image_height=96,
-        image_width=96,
-        efficientnet_width_mult=0.25,
-        efficientnet_depth_mult=0.25,
-        efficientnet_stages=3,
-        stochastic_depth_rate=0.0,
-        token_learner_num_tokens=4,
-        token_learner_hidden_size=16,
-    ),
-}
-
-
-def get_preset(name: str, **overrides: Any) -> NetworkConfig:
-    """The named preset, with optional field overrides (validated like any other config)."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown network preset {name!r}; choose one of {sorted(PRESETS)}")
-    return NetworkConfig.from_dict(overrides, base=PRESETS[name], source=f"overrides of preset {name!r}")
 
 
 # ---- strict JSON -> frozen dataclass loading, shared by every config (EvalConfig, TrainConfig) ----
@@ -312,9 +155,12 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, text: str) -> dict[s
     return out
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = ()) -> C:
+def load_config(
+    cls: type[C], path: str | Path | None = None, overrides: Sequence[str | tuple[str, str]] = ()
+) -> C:
     """Read `cls` from a JSON file (None: the defaults; `eval_configs/X.json` and `train_configs/X.json`
-    fall back to the shipped files), then apply `--set key.path=value` overrides in order. Unknown keys and
+    fall back to the shipped files), then apply `--set key.path=value` overrides in order (an override given
+    as (label, "key=value"), from `shorthand_overrides`, is named by its label in errors). Unknown keys and
     wrong types raise ConfigError naming the key and the file or override."""
     data: dict[str, Any] = {}
     source = "the defaults"
@@ -331,11 +177,38 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{source}: not valid JSON ({e})") from None
     config = config_from_dict(cls, data, source)
-    for text in overrides:
+    for override in overrides:
+        label, text = override if isinstance(override, tuple) else (f"--set {override}", override)
         key, value = parse_override(text)
         data = _set_dotted(data, key, value, text)
-        config = config_from_dict(cls, data, f"--set {text} (over {source})")
+        config = config_from_dict(cls, data, f"{label} (over {source})")
     return config
+
+
+@dataclass(frozen=True)
+class Shorthand:
+    """A command-line option that stands for one config key: `--episodes 5` is `--set episodes=5`."""
+
+    dest: str  # the argparse destination (`args.<dest>`); None or False: not given
+    key: str  # the dotted config key it sets
+
+
+def shorthand_overrides(args: Any, shorthands: Sequence[Shorthand]) -> list[tuple[str, str]]:
+    """The shorthand options given on the command line as (label, "key=value") overrides for `load_config`,
+    in `shorthands`' order: applied after `--set`, and an error names the option (`--seed-start -1`)."""
+    overrides = []
+    for each in shorthands:
+        value = getattr(args, each.dest)
+        if value is None or value is False:
+            continue
+        option = "--" + each.dest.replace("_", "-")
+        shown = (
+            option
+            if value is True
+            else f"{option} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+        )
+        overrides.append((shown, f"{each.key}={json.dumps(value)}"))
+    return overrides
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -461,6 +334,41 @@ class EvalConfig:
     @property
     def seeds(self) -> range:
         return range(self.seed_start, self.seed_start + self.episodes)
+
+
+# ---- a benchmark over generalization splits (eval_configs/multitask/manifest.json) ----
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """A benchmark: its splits in table order (each `<split>.json`, an EvalConfig, beside this file), the task
+    families, the episodes of each (split, family) cell, the seed layout, which cells do not apply, one note
+    per split for the table's legend, and the policy that runs it (`rt1-sim benchmark --policy`)."""
+
+    splits: tuple[str, ...] = ()
+    families: tuple[str, ...] = ()
+    family_option: str = "task"  # the env option that selects the family (PandaTabletop-v0: "task")
+    episodes_per_cell: int = 50
+    family_seed_stride: int = 10_000  # cell (split, family k) starts at the split's seed_start + k * this
+    not_applicable: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # split -> families
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)  # split -> one line
+    policy: str = "auto"  # scripted | random | auto | PATH.pt
+
+    def __post_init__(self) -> None:
+        if not self.splits or not self.families:
+            raise ValueError("'splits' and 'families' must be non-empty lists")
+        for key in ("episodes_per_cell", "family_seed_stride"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.episodes_per_cell > self.family_seed_stride:
+            raise ValueError(
+                f"episodes_per_cell {self.episodes_per_cell} is more than the family_seed_stride "
+                f"{self.family_seed_stride} seeds between two families' blocks"
+            )
+        for split, families in self.not_applicable.items():
+            bad = [f for f in families if f not in self.families]
+            if split not in self.splits or bad:
+                raise ValueError(f"not_applicable.{split} names an unknown split or families {bad}")
+        if not self.policy:
+            raise ValueError("policy must not be empty")
 
 
 # ---- training runs (train_configs/*.json); IO's train_config.json is valid input ----

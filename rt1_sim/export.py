@@ -18,11 +18,11 @@ from envs.spaces import CAMERA_NAMES
 from rt1_sim.data.episodes import expand_dataset_roots, list_episodes
 from rt1_sim.data.sources import is_lerobot_dataset
 from rt1_sim.errors import DatasetError, OutputError
+from rt1_sim.run_layout import COLLECT_CONFIG_FILE
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("lerobot",)
-COLLECT_CONFIG = "collect_config.json"  # rt1_sim.collect.CONFIG_FILE, without importing collect (gymnasium)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _collect_settings(folders: list[Path]) -> dict[str, Any]:
     """The first folder's collect_config.json ({} when there is none, e.g. a dataset of IO's)."""
-    path = folders[0] / COLLECT_CONFIG
+    path = folders[0] / COLLECT_CONFIG_FILE
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:

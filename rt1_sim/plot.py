@@ -19,9 +19,8 @@ import pandas as pd
 from rt1_sim.errors import OutputError, PlotError, UserError
 from rt1_sim.files import atomic_write
 from rt1_sim.outputs import check_writable
-from rt1_sim.train import EVAL_DIR, METRICS_FILE
+from rt1_sim.run_layout import CURVE_FILE, EVAL_DIR, METRICS_FILE
 
-CURVE_FILE = "learning_curve.png"
 RATE_KEYS = ("successes", "episodes", "success_rate")
 
 

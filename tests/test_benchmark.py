@@ -221,9 +221,28 @@ def test_shipped_multitask_suites_match_their_manifest():
     # Ablations replay the seen scenes; every other split has its own block, far from collection seeds (0..).
     ablations = {s for s in starts if s.endswith("_instruction")}
     assert {starts[s] for s in ablations} == {starts["seen"]}
-    cells = bm.plan_cells(bm.SUITES_DIR, manifest, "scripted", manifest.episodes_per_cell)
+    cells = bm.plan_cells(bm.SUITES_DIR, manifest, "scripted")
     assert len(cells) == len(manifest.splits) * len(manifest.families)
     bm.check_cells(bm.SUITES_DIR, cells)  # every cell's env options make a real env
     blocks = sorted(starts[s] for s in starts if s not in ablations)
     span = manifest.family_seed_stride * len(manifest.families)
     assert blocks[0] >= 1_000_000 and all(b - a >= span for a, b in zip(blocks, blocks[1:]))
+
+
+def test_the_config_is_read_by_the_one_loader_with_its_overrides(suites, tmp_path, capsys):
+    """`--config FILE --set KEY=VALUE`: the split suites are the files beside the config; overrides choose
+    the splits and the cell size, as `--set` does for every other command."""
+    from rt1_sim.cli import main
+
+    config = suites / "two_cells.json"
+    manifest = json.loads((suites / bm.MANIFEST_FILE).read_text())
+    _write(config, {**manifest, "families": ["red"], "not_applicable": {}})
+    out = tmp_path / "b"
+    argv = ["benchmark", "--config", str(config), "--set", 'splits=["seen", "far"]', "--policy", "scripted"]
+    assert main([*argv, "--episodes-per-cell", "1", "--no-examples", "--out", str(out)]) == 0
+    summary = json.loads((out / bm.BENCHMARK_FILE).read_text())
+    assert summary["splits"] == ["seen", "far"] and summary["families"] == ["red"]
+    assert [(c["split"], c["family"], c["episodes"]) for c in summary["cells"]] == [
+        ("seen", "red", 1),
+        ("far", "red", 1),
+    ]

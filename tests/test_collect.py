@@ -101,8 +101,7 @@ def test_collect_loads_a_collect_config_like_train_and_eval(tmp_path, capsys):
     import argparse
 
     from rt1_sim import cli
-    from rt1_sim.collect import add_arguments, shorthand_overrides
-    from rt1_sim.config import load_config
+    from rt1_sim.collect import add_arguments, config_from_args
 
     path = tmp_path / "collect.json"
     path.write_text(json.dumps({"noise": 0.05, "env_options": {"num_distractors": 1}}))
@@ -126,7 +125,7 @@ def test_collect_loads_a_collect_config_like_train_and_eval(tmp_path, capsys):
             "--keep-failures",
         ]
     )
-    cfg = load_config(CollectConfig, args.config, [*args.overrides, *shorthand_overrides(args)])
+    cfg = config_from_args(args)
     assert cfg == CollectConfig(
         seed=3,
         noise=0.05,

@@ -130,8 +130,8 @@ def test_torchrun_shards_give_the_same_results(tmp_path):
 
 def test_rt1_checkpoint_is_evaluated_at_its_image_size(tmp_path):
     from rt1_sim.checkpoint import save_checkpoint
-    from rt1_sim.config import get_preset
     from rt1_sim.model import checkpoint_state
+    from rt1_sim.model.presets import get_preset
     from rt1_sim.model.rt1 import RT1
 
     path = tmp_path / "tiny.pt"

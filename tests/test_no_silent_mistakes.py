@@ -13,14 +13,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from rt1_sim import train as train_module
 from rt1_sim.cli import USER_ERROR_STATUS, main
 from rt1_sim.config import TrainConfig, config_from_dict
 from rt1_sim.data.episodes import read_episode
+from rt1_sim.distributed import Distributed
 from rt1_sim.errors import ConfigError, DatasetError, PlotError
 from rt1_sim.eval import harness
 from rt1_sim.plot import read_metrics
 from rt1_sim.pool import WORKER_DIED, WorkerDied, worker_pool
+from rt1_sim.train import loop as train_loop
+from rt1_sim.train import select_device, train
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -139,7 +141,7 @@ def test_one_folder_listed_twice_in_data_path_is_refused_naming_both(
     again = f"{tiny_dataset.parent}/./{tiny_dataset.name}/"
     cfg = tiny_train([str(tiny_dataset), again], tmp_path)
     with pytest.raises(ConfigError, match="are the same folder") as refused:
-        train_module.train(cfg, train_module.select_device("cpu", train_module.Distributed()))
+        train(cfg, select_device("cpu", Distributed()))
     assert str(tiny_dataset) in str(refused.value) and again in str(refused.value)
     assert not any(tmp_path.iterdir())
 
@@ -166,24 +168,24 @@ def test_the_first_loss_logged_after_a_resume_averages_the_same_steps(
     step 4 averaged only step 4 after the resume, steps 1-4 without one; a row at every checkpoint makes both
     runs average the same steps (weights bit-exact either way)."""
     keys = {"max_steps": 6, "log_every_steps": 4, "checkpoint_every_steps": 3}
-    device = train_module.select_device("cpu", train_module.Distributed())
-    train_module.train(tiny_train(str(tiny_dataset), tmp_path, run_name="whole", **keys), device)
-    real_step = train_module.train_step
+    device = select_device("cpu", Distributed())
+    train(tiny_train(str(tiny_dataset), tmp_path, run_name="whole", **keys), device)
+    real_step = train_loop.train_step
 
     def step_then_kill(t: Any, batch: Any) -> Any:
         if t.state.step == 4:
             raise _Killed
         return real_step(t, batch)
 
-    monkeypatch.setattr(train_module, "train_step", step_then_kill)
+    monkeypatch.setattr(train_loop, "train_step", step_then_kill)
     with pytest.raises(_Killed):
-        train_module.train(tiny_train(str(tiny_dataset), tmp_path, run_name="part", **keys), device)
-    monkeypatch.setattr(train_module, "train_step", real_step)
+        train(tiny_train(str(tiny_dataset), tmp_path, run_name="part", **keys), device)
+    monkeypatch.setattr(train_loop, "train_step", real_step)
     checkpoint = tmp_path / "part" / "checkpoint_last.pt"
     resumed = tiny_train(
         str(tiny_dataset), tmp_path, resume=True, resume_from_checkpoint=str(checkpoint), **keys
     )
-    train_module.train(resumed, device)
+    train(resumed, device)
 
     def losses(run: str) -> dict[int, float]:
         rows = pd.read_csv(tmp_path / run / "metrics.csv").dropna(subset=["train/loss"])

@@ -12,10 +12,10 @@ import torch
 
 from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SIZE, ACTION_SLICES, CAMERA_NAMES, PROPRIO_SIZES
 from rt1_sim.checkpoint import CheckpointError, save_checkpoint
-from rt1_sim.config import get_preset
 from rt1_sim.model import RT1, checkpoint_state
 from rt1_sim.model.film_efficientnet import FiLM
 from rt1_sim.model.instruction import ZeroInstructionEncoder
+from rt1_sim.model.presets import get_preset
 from rt1_sim.policy import Policy, RT1Policy
 from rt1_sim.preprocess import PROPRIO_SIZE, observation_to_tensors, stack_observations
 

@@ -22,28 +22,28 @@ from PIL import Image
 from envs import FAMILIES
 from rt1_sim import cli
 from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError
-from rt1_sim.config import PRESETS, ConfigError, TrainConfig, load_config
+from rt1_sim.config import ConfigError, TrainConfig, load_config
 from rt1_sim.data.episodes import DatasetError, read_episode
 from rt1_sim.data.windows import split_episodes
 from rt1_sim.distributed import Distributed
 from rt1_sim.errors import OutputError
+from rt1_sim.model.presets import PRESETS
 from rt1_sim.outputs import LOCK_FILE
 from rt1_sim.plot import PlotError, family_success, plot_learning_curve
 from rt1_sim.policy import RT1Policy
 from rt1_sim.preprocess import resize_images
-from rt1_sim.train import (
+from rt1_sim.run_layout import (
     BEST_CHECKPOINT,
-    CONFIG_FILE,
     LAST_CHECKPOINT,
-    METRIC_COLUMNS,
     METRICS_FILE,
-    RUN_FOLDER,
-    TRAIN_KEYS,
-    MetricsLog,
-    build_data,
+    TRAIN_CONFIG_FILE,
+    TRAIN_LOG_FILE,
     eval_folder,
-    train,
 )
+from rt1_sim.train import train
+from rt1_sim.train.data import build_data
+from rt1_sim.train.metrics import METRIC_COLUMNS, MetricsLog
+from rt1_sim.train.run_folder import RUN_FOLDER, TRAIN_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 IO_KEYS = (
@@ -140,7 +140,7 @@ def test_missing_data_path_and_too_few_episodes_are_clear_errors(tiny_dataset: P
     path = write_config(tmp_path / "nowhere.json", {**config, "data_path": str(tmp_path / "nowhere")})
     with pytest.raises(ConfigError, match="data_path .*nowhere: dataset folder does not exist"):
         run_train(path)
-    assert not any(tmp_path.glob("*/" + CONFIG_FILE))  # nothing was written for a run that could not start
+    assert not any(tmp_path.glob("*/" + TRAIN_CONFIG_FILE))  # nothing written for a run that could not start
 
 
 def test_imagenet_weights_that_do_not_fit_are_a_clear_error(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -219,11 +219,12 @@ def test_tiny_model_overfits_one_episode(tiny_dataset: Path, tmp_path: Path) -> 
     }
 
     run_dir = tmp_path / "overfit"
-    assert {p.name for p in run_dir.iterdir()} == {CONFIG_FILE, "train.log", METRICS_FILE, LAST_CHECKPOINT}
+    written = {TRAIN_CONFIG_FILE, TRAIN_LOG_FILE, METRICS_FILE, LAST_CHECKPOINT}
+    assert {p.name for p in run_dir.iterdir()} == written
     state = torch.load(run_dir / LAST_CHECKPOINT, weights_only=True)
     assert set(MODEL_KEYS + TRAIN_KEYS) <= set(state) and state["step"] == 100
     assert state["config"]["network_configs"]["image_height"] == 32  # the resolved config, every field
-    resolved = load_config(TrainConfig, run_dir / CONFIG_FILE)  # the run folder's config is valid input
+    resolved = load_config(TrainConfig, run_dir / TRAIN_CONFIG_FILE)  # the run folder's config is valid input
     assert resolved.network == load_config(TrainConfig, tmp_path / "overfit.json").network
     # The policy brings the env's 96x96 frames to the network's 32x32 as the frame cache brought the
     # dataset's: the same action and logits as for frames resized beforehand.
@@ -535,16 +536,16 @@ def test_a_second_run_into_a_run_folder_in_use_is_refused_naming_the_first(
     run_train(path)
     assert not (folder / LOCK_FILE).exists()  # released when the run ended
 
-    import rt1_sim.train as train_module
+    import rt1_sim.train.loop as loop_module
 
-    real_build, late = train_module.build, []
+    real_build, late = loop_module.build, []
 
     def build_while_another_run_starts(*args: Any, **kwargs: Any) -> Any:
         built = real_build(*args, **kwargs)
         late.append(folder_holder(folder))  # it takes the folder after this run's checks passed
         return built
 
-    monkeypatch.setattr(train_module, "build", build_while_another_run_starts)
+    monkeypatch.setattr(loop_module, "build", build_while_another_run_starts)
     resume = ["resume=true", f"resume_from_checkpoint={folder / LAST_CHECKPOINT}", "max_steps=2"]
     before = (folder / METRICS_FILE).read_bytes()
     with pytest.raises(OutputError) as refused:
@@ -628,7 +629,7 @@ def test_a_root_of_panda_folders_is_split_per_folder(
     with caplog.at_level(logging.INFO, logger="rt1_sim.train"):
         summary = run_train(path)
     folders = [str(tiny_tabletop_root / f"Panda_{f}") for f in sorted(FAMILIES)]
-    assert json.loads((tmp_path / "root" / CONFIG_FILE).read_text())["data_path"] == folders
+    assert json.loads((tmp_path / "root" / TRAIN_CONFIG_FILE).read_text())["data_path"] == folders
     for f in folders:
         assert f"data {f}: 1 train episodes (" in caplog.text
     assert "data: 6 dataset folders, 6 train episodes" in caplog.text and "6 val episodes" in caplog.text
@@ -811,7 +812,7 @@ def test_state_head_trains_logs_and_resumes_bit_exactly(tiny_tabletop_root: Path
 
 
 def test_state_weight_anneals_linearly_to_zero() -> None:
-    from rt1_sim.train import Trainer, TrainState
+    from rt1_sim.train.trainer import Trainer, TrainState
 
     cfg = TrainConfig(aux_state_weight=0.5, aux_state_anneal_steps=10)
     t = Trainer.__new__(Trainer)

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from rt1_sim import benchmark as bm
-from rt1_sim import train as train_module
 from rt1_sim.cli import USER_ERROR_STATUS, main
 from rt1_sim.data.episodes import list_episodes, read_episode
 from rt1_sim.errors import DatasetError, OutputError
 from rt1_sim.eval import video as video_module
 from rt1_sim.eval.video import write_video
+from rt1_sim.train import trainer as trainer_module
 
 SUITES = Path(__file__).resolve().parent.parent / "eval_configs" / "multitask"
 
@@ -117,7 +117,7 @@ def test_imagenet_weights_that_are_no_checkpoint_are_refused_before_the_data_is_
     def build_data(*args: Any) -> None:
         raise AssertionError("the data was read before imagenet_weights was checked")
 
-    monkeypatch.setattr(train_module, "build_data", build_data)
+    monkeypatch.setattr(trainer_module, "build_data", build_data)
     rc = main(["train", "--config", str(config)])
     one_line_error(capsys, rc, "imagenet_weights", str(not_weights), "not a torch state_dict")
     assert not (tmp_path / "runs").exists()
@@ -189,6 +189,8 @@ def small_suites(tmp_path: Path) -> Path:
         ("out_file", "is a file"),
         ("episodes_per_cell_word", "episodes_per_cell"),
         ("episodes_per_cell_zero", "--episodes-per-cell"),
+        ("set_unknown_key", "--set splitz"),
+        ("config_folder", "--config"),
     ],
 )
 def test_benchmark_mistakes_are_one_line_and_write_nothing(
@@ -205,6 +207,11 @@ def test_benchmark_mistakes_are_one_line_and_write_nothing(
     elif mistake == "episodes_per_cell_word":
         manifest = json.loads((small_suites / bm.MANIFEST_FILE).read_text())
         (small_suites / bm.MANIFEST_FILE).write_text(json.dumps({**manifest, "episodes_per_cell": "ten"}))
+    elif mistake == "set_unknown_key":
+        options["--set"] = 'splitz=["seen"]'
+    elif mistake == "config_folder":
+        del options["--suites"]
+        options["--config"] = str(small_suites)
     else:
         options["--episodes-per-cell"] = "0"  # was taken as "the manifest's"
     before = sorted(small_suites.iterdir())

@@ -14,16 +14,29 @@ A suite (`eval_configs/*.json`, an `EvalConfig`) fixes the env id and options, t
 torch is imported only for RT-1 checkpoints (or under torchrun). Every file is written atomically.
 """
 
-from rt1_sim.eval.harness import evaluate
-from rt1_sim.eval.policies import PolicyChoice, resolve_policy
-from rt1_sim.eval.results import EPISODES_FILE, RESULTS_FILE, EvalReport, episode_columns
+from __future__ import annotations
 
-__all__ = [
-    "EPISODES_FILE",
-    "RESULTS_FILE",
-    "EvalReport",
-    "PolicyChoice",
-    "episode_columns",
-    "evaluate",
-    "resolve_policy",
-]
+import importlib
+from typing import Any
+
+from rt1_sim.run_layout import EPISODES_FILE, RESULTS_FILE
+
+# Imported on first use, so that `rt1_sim.eval.stats` (what `compare` reads a finished run with) comes without
+# the simulator that `harness` and `results` import.
+_LAZY = {
+    "evaluate": "rt1_sim.eval.harness",
+    "PolicyChoice": "rt1_sim.eval.policies",
+    "resolve_policy": "rt1_sim.eval.policies",
+    "EvalReport": "rt1_sim.eval.results",
+    "episode_columns": "rt1_sim.eval.results",
+}
+
+__all__ = ["EPISODES_FILE", "RESULTS_FILE", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import time
 from pathlib import Path
 
-from rt1_sim.config import EvalConfig, add_override_argument, load_config
+from rt1_sim.config import EvalConfig, Shorthand, add_override_argument, load_config, shorthand_overrides
 from rt1_sim.distributed import available_cores, destroy_process_group, init_process_group, launch_environment
-from rt1_sim.errors import ConfigError
-from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER, LOG_FILE, evaluate
-from rt1_sim.eval.results import RESULTS_FILE, EvalReport
+from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER, evaluate
+from rt1_sim.eval.results import EvalReport
 from rt1_sim.eval.video import VIDEO_MIN_HEIGHT, VIDEO_MODES
 from rt1_sim.pool import WorkerDied
 from rt1_sim.resources import ASSETS, bundled_checkpoint, default_eval_suite, resource_path
+from rt1_sim.run_layout import RESULTS_FILE
 
-__all__ = ["LOG_FILE", "add_arguments", "default_out", "run"]
+__all__ = ["add_arguments", "default_out", "run"]
 
 log = logging.getLogger(__name__)
+
+SHORTHANDS = (  # the options that stand for one EvalConfig key each
+    Shorthand("policy", "policy.name"),
+    Shorthand("episodes", "episodes"),
+    Shorthand("seed_start", "seed_start"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--policy",
         help="scripted | random | auto | PATH.pt (an RT-1 checkpoint); default: the "
         "suite's policy.name ('auto': the env's bundled RT-1 checkpoint, rt1_cpu.pt for PandaPick-v0 and "
-        "rt1_multitask_cpu.pt for PandaTabletop-v0, else the scripted expert)",
+        "rt1_multitask_cpu.pt for PandaTabletop-v0, else the scripted expert; --set policy.name=...)",
     )
-    parser.add_argument("--episodes", type=int, help="number of episodes (default: the suite's)")
-    parser.add_argument("--seed-start", type=int, help="env seed of the first episode (default: the suite's)")
+    parser.add_argument(
+        "--episodes", type=int, help="number of episodes (--set episodes=N; default: the suite's)"
+    )
+    parser.add_argument(
+        "--seed-start",
+        type=int,
+        help="env seed of the first episode (--set seed_start=S; default: the suite's)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -101,20 +112,9 @@ def default_out(config: EvalConfig) -> Path:
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    """The suite file with --set overrides, then the --policy / --episodes / --seed-start shortcuts."""
-    config = load_config(EvalConfig, args.config, args.overrides)
-    shortcuts = {
-        "policy": dataclasses.replace(config.policy, name=args.policy) if args.policy is not None else None,
-        "episodes": args.episodes,
-        "seed_start": args.seed_start,
-    }
-    for key, value in shortcuts.items():
-        if value is not None:
-            try:
-                config = dataclasses.replace(config, **{key: value})
-            except ValueError as e:
-                raise ConfigError(f"--{key.replace('_', '-')}: {e}") from None
-    return config
+    """The suite file, then --set, then the --policy / --episodes / --seed-start shorthands (each the same as
+    --set of the key it stands for), all through the one loader."""
+    return load_config(EvalConfig, args.config, [*args.overrides, *shorthand_overrides(args, SHORTHANDS)])
 
 
 def run(args: argparse.Namespace) -> int:

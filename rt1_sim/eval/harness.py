@@ -44,6 +44,7 @@ from rt1_sim.eval.video import VIDEO_MODES, check_video_scale
 from rt1_sim.logs import log_to_file
 from rt1_sim.outputs import make_folder, prepare_folder
 from rt1_sim.pool import worker_count, worker_pool
+from rt1_sim.run_layout import EVAL_LOG_FILE, VIDEO_DIR
 
 if TYPE_CHECKING:
     from rt1_sim.policy import RT1Policy
@@ -54,9 +55,8 @@ CHUNK_ROUNDS = 4
 # Envs a worker steps together by default (eval and benchmark --envs-per-worker; benchmarks/eval_batching.py).
 DEFAULT_ENVS_PER_WORKER = 4
 
-LOG_FILE = "eval.log"
 # What a run writes into --out and into --record: what --overwrite may replace.
-OUT_ENTRIES = (RESULTS_FILE, EPISODES_FILE, LOG_FILE, worker.VIDEO_DIR)
+OUT_ENTRIES = (RESULTS_FILE, EPISODES_FILE, EVAL_LOG_FILE, VIDEO_DIR)
 RECORD_ENTRIES = (RECORD_CONFIG_FILE, *CAMERA_NAMES)
 # Options the suite may not set: terminate_on_action comes from policy.terminate_on_action (EvalConfig refuses
 # it in env_options).
@@ -162,7 +162,7 @@ class Outputs:
         if is_main:
             make_folder(self.out, "--out", remove)
             if self.video != "none":
-                make_folder(self.out / worker.VIDEO_DIR, "--out")
+                make_folder(self.out / VIDEO_DIR, "--out")
             if self.record is not None:
                 make_folder(self.record, "--record")
                 clean_incomplete(self.record, CAMERA_NAMES)
@@ -275,7 +275,7 @@ def evaluate(
         video_scale=video_scale,
         envs_per_worker=min(envs_per_worker, max(1, -(-len(seeds) // workers))),
     )
-    with log_to_file(where.out / LOG_FILE if log_file and job.is_main else None, mode="w"):
+    with log_to_file(where.out / EVAL_LOG_FILE if log_file and job.is_main else None, mode="w"):
         log.info("episode limit: %s", describe_limit(config.max_steps, max_steps))
         start = time.perf_counter()
         outcomes = run_shard(

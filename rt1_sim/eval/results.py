@@ -25,8 +25,8 @@ from rt1_sim.data.episodes import RECORD_CONFIG_FILE, commit_episode, staging_di
 from rt1_sim.eval.policies import PolicyChoice
 from rt1_sim.eval.stats import breakdown, rate_block
 from rt1_sim.files import atomic_write_text
+from rt1_sim.run_layout import EPISODES_FILE, RESULTS_FILE
 
-RESULTS_FILE, EPISODES_FILE = "results.json", "episodes.csv"
 # Columns of every episode row. The task's own numbers at the end (`info["task_metrics"]`, as METRIC_PREFIX +
 # name) follow "steps"; the env's variation() keys come between these and "video".
 ROW_COLUMNS = (

@@ -25,11 +25,11 @@ from rt1_sim.eval.results import METRIC_PREFIX
 from rt1_sim.eval.video import video_frame, wants_video, write_video
 from rt1_sim.policy import SharedBatch, TellInstead
 from rt1_sim.rollout import EachEnv, EpisodeResult, StepCallback, rollouts
+from rt1_sim.run_layout import VIDEO_DIR
 
 if TYPE_CHECKING:
     from rt1_sim.policy import RT1Policy
 
-VIDEO_DIR = "videos"  # in the run folder
 RECORD_META_KEYS = ("seed", "success", "success_once", "end_reason")
 
 

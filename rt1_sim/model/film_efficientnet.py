@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rt1_sim.config import EFFICIENTNET_STRIDE2_STAGES, NetworkConfig
+from rt1_sim.model.presets import EFFICIENTNET_STRIDE2_STAGES, NetworkConfig
 
 log = logging.getLogger(__name__)
 

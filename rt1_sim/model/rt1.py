@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from envs.spaces import ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES
-from rt1_sim.config import NetworkConfig
 from rt1_sim.model.action_tokenizer import ActionTokenizer, action_table_rows
 from rt1_sim.model.film_efficientnet import FiLMEfficientNet
+from rt1_sim.model.presets import NetworkConfig
 from rt1_sim.model.token_learner import TokenLearner
 from rt1_sim.model.transformer import Transformer, action_read_positions, rt1_attention_mask
 from rt1_sim.preprocess import PROPRIO_SIZE

@@ -17,7 +17,8 @@ from rt1_sim.config import TrainConfig, load_config
 from rt1_sim.data import lerobot_format
 from rt1_sim.data.episodes import DatasetError, task_folders
 from rt1_sim.data.sources import list_episodes, read_episode
-from rt1_sim.train import LAST_CHECKPOINT, METRICS_FILE, train
+from rt1_sim.run_layout import LAST_CHECKPOINT, METRICS_FILE
+from rt1_sim.train import train
 
 pytest.importorskip("pyarrow")
 

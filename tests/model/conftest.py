@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from envs.spaces import CAMERA_NAMES
-from rt1_sim.config import NetworkConfig, get_preset
 from rt1_sim.model.film_efficientnet import FiLM
+from rt1_sim.model.presets import NetworkConfig, get_preset
 from rt1_sim.model.rt1 import RT1
 
 TINY = get_preset("micro", image_height=32, image_width=32, crop_size=32)

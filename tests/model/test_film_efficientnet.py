@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rt1_sim.config import EFFICIENTNET_SCALING, get_preset
 from rt1_sim.model.film_efficientnet import FiLM, FiLMEfficientNet, stage_specs
+from rt1_sim.model.presets import EFFICIENTNET_SCALING, get_preset
 
 
 @pytest.mark.parametrize(

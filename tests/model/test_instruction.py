@@ -30,7 +30,8 @@ from rt1_sim.model.instruction import (
     make_instruction_encoder,
 )
 from rt1_sim.policy import RT1Policy
-from rt1_sim.train import LAST_CHECKPOINT, train
+from rt1_sim.run_layout import LAST_CHECKPOINT
+from rt1_sim.train import train
 
 REPO = Path(__file__).resolve().parent.parent.parent
 USE_VERSION = metadata.version(USE_PACKAGE)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rt1_sim.config import PRESETS, NetworkConfig, get_preset
+from rt1_sim.model.presets import PRESETS, NetworkConfig, get_preset
 
 # The `network_configs` section of IO's train_config.json.
 IO_NETWORK_CONFIGS = json.loads("""{

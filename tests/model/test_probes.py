@@ -1,6 +1,6 @@
-"""Validation's probes (rt1_sim.train.probe_losses): the loss with a blank instruction and with another
-window's images equals the true-input loss exactly when the model ignores that input, and differs when it
-uses it."""
+"""Validation's probes (rt1_sim.train.validation.probe_losses): the loss with a blank instruction and with
+another window's images equals the true-input loss exactly when the model ignores that input, and differs
+when it uses it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from envs.spaces import ACTION_SIZE
 from rt1_sim.model.film_efficientnet import FiLM
-from rt1_sim.train import probe_losses
+from rt1_sim.train.validation import probe_losses
 
 
 def batch_for(model, size: int = 4) -> dict[str, torch.Tensor]:

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from envs.spaces import ACTION_SIZE, PROPRIO_SIZES
-from rt1_sim.config import PRESETS
 from rt1_sim.model import RT1, build_model, model_config
+from rt1_sim.model.presets import PRESETS
 from rt1_sim.preprocess import PROPRIO_SIZE
 
 B, T = 2, 6

@@ -1,0 +1,120 @@
+"""Training checkpoints: what `save` writes (the model's state plus optimizer, scheduler, counters, every
+rank's RNG streams and the resolved config) and what `resume` restores, so that a resumed run continues
+bit-exactly."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from rt1_sim.checkpoint import CheckpointError, check_action_table, save_checkpoint
+from rt1_sim.config import config_to_dict
+from rt1_sim.distributed import Distributed
+from rt1_sim.model.instruction import encoder_settings, recorded_encoder
+from rt1_sim.model.rt1 import checkpoint_state, model_config
+from rt1_sim.train.run_folder import load_resume_state
+from rt1_sim.train.trainer import Trainer, TrainState
+
+log = logging.getLogger(__name__)
+
+
+def rng_states(job: Distributed, device: torch.device) -> dict[str, list[torch.Tensor]]:
+    """Every rank's torch (and CUDA) generator state, gathered in rank order (a collective under DDP)."""
+    local = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        local["cuda"] = torch.cuda.get_rng_state(device)
+    gathered = [local]
+    if job.enabled:
+        gathered = [None] * job.world_size
+        dist.all_gather_object(gathered, local)
+    return {key: [g[key] for g in gathered] for key in local}
+
+
+def restore_rng(rng: dict[str, list[torch.Tensor]], job: Distributed, device: torch.device) -> None:
+    if len(rng["torch"]) != job.world_size:
+        log.warning(
+            "checkpoint was written by %d process(es), this run has %d: RNG streams restart from the seed",
+            len(rng["torch"]),
+            job.world_size,
+        )
+        return
+    torch.set_rng_state(rng["torch"][job.rank].cpu())
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"][job.rank].cpu(), device)
+
+
+def check_compatible(state: dict[str, Any], expected: dict[str, Any], path: str) -> None:
+    """The checkpoint must hold the network this config builds, trained with today's action table."""
+    check_action_table(state, path)
+    saved = {**state["model_config"], "instruction_encoder": recorded_encoder(state["model_config"])}
+    keys = ("network", "cam_view", "time_sequence_length", "using_proprioception", "instruction_encoder")
+    diff = [k for k in keys if saved.get(k) != expected[k]]
+    if diff:
+        details = "; ".join(
+            f"{k}: {saved.get(k)} in the checkpoint, {expected[k]} in the config" for k in diff
+        )
+        raise CheckpointError(f"checkpoint {path}: another model than the config's ({details})")
+
+
+def save(t: Trainer, name: str, epoch: int, epoch_step: int) -> None:
+    """Write a training checkpoint (a collective under DDP: every rank calls it, rank 0 writes)."""
+    rng = rng_states(t.job, t.device)
+    if not t.job.is_main:
+        return
+    state = checkpoint_state(t.raw, encoder_settings(t.data.instruction_encoder), t.data.default_instruction)
+    state.update(
+        optimizer=t.optimizer.state_dict(),
+        scheduler=t.scheduler.state_dict(),
+        step=t.state.step,
+        epoch=epoch,
+        epoch_step=epoch_step,
+        rng=rng,
+        best_val_loss=t.state.best_val_loss,
+        seconds=t.clock(),
+        config=config_to_dict(t.cfg.resolved()),
+    )
+    if t.scaler.is_enabled():
+        state["grad_scaler"] = t.scaler.state_dict()
+    if t.head is not None:
+        state["state_head"] = t.head.state_dict()
+    save_checkpoint(t.run_dir / name, state)
+
+
+def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
+    """Restore weights, optimizer, scheduler, scaler, RNG streams and counters from resume_from_checkpoint
+    (`state`: that checkpoint, already loaded and checked by `preflight`)."""
+    path = t.cfg.resume_from_checkpoint
+    if state is None:
+        state = load_resume_state(t.cfg, t.device, t.source)
+    check_compatible(state, model_config(t.raw, encoder_settings(t.data.instruction_encoder)), path)
+    try:
+        t.raw.load_state_dict(state["model"])
+        if t.head is not None:
+            t.head.load_state_dict(state["state_head"])
+        t.optimizer.load_state_dict(state["optimizer"])
+        t.scheduler.load_state_dict(state["scheduler"])
+        if t.scaler.is_enabled() and "grad_scaler" in state:
+            t.scaler.load_state_dict(state["grad_scaler"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({e})") from e
+    restore_rng(state["rng"], t.job, t.device)
+    t.state = TrainState(
+        step=state["step"],
+        epoch=state["epoch"],
+        epoch_step=state["epoch_step"],
+        best_val_loss=state.get("best_val_loss", math.inf),
+        seconds_before=state.get("seconds", 0.0),
+    )
+    s = t.state
+    log.info(
+        "resumed from %s after step %d: continuing at step %d (epoch %d, batch %d)",
+        path,
+        s.step,
+        s.step + 1,
+        s.epoch + 1,
+        s.epoch_step + 1,
+    )
