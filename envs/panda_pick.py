@@ -1,8 +1,8 @@
 """PandaPickEnv (PandaPick-v0): pick up a cube with a Franka Panda; the single-task env of the bundled policy.
 
-It is the composed `TabletopEnv` with the single-cube `PickCubeTask` (envs/tasks/pick_cube.py): the same seed
-gives the same bytes as the env had before the multi-task families existed (tests/envs/test_pick_bytes.py pins
-them). Success: the cube itself is lifted at least `lift_height` (5 cm) above its resting height while
+It is the composed `TabletopEnv` with the single-cube `PickCubeTask` (envs/tasks/single_cube.py): the same
+seed gives the same bytes as the env had before the multi-task families existed (tests/envs/test_pick_bytes.py
+pins them). Success: the cube itself is lifted at least `lift_height` (5 cm) above its resting height while
 touching both fingers; the episode terminates once that has held for `success_hold_steps` control steps, or
 (if `terminate_on_action`) when the action's terminate flag exceeds 0.5.
 """
@@ -22,7 +22,7 @@ from envs.tabletop import (
     ViewOptions,
 )
 from envs.tasks.base import Task
-from envs.tasks.pick_cube import COLORS, DISTRACTOR_SHAPES, PickCubeOptions, PickCubeTask
+from envs.tasks.single_cube import COLORS, DISTRACTOR_SHAPES, PickCubeOptions, PickCubeTask
 
 __all__ = [
     "COLORS",

@@ -17,7 +17,7 @@ from rt1_sim import cli
 from rt1_sim.compare import compare
 from rt1_sim.config import ConfigError
 from rt1_sim.errors import OutputError
-from rt1_sim.eval.policies import substitute_instructions
+from rt1_sim.eval.policy_choice import substitute_instructions
 from rt1_sim.outputs import LOCK_FILE
 
 

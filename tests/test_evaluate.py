@@ -186,12 +186,16 @@ def test_shipped_suites(tmp_path):
 
 
 def test_auto_policy_falls_back_to_the_expert_with_a_warning(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda env_id: tmp_path / "absent.pt")
+    monkeypatch.setattr(
+        "rt1_sim.eval.policy_choice.bundled_checkpoint", lambda env_id: tmp_path / "absent.pt"
+    )
     with caplog.at_level(logging.WARNING):
         assert ev.resolve_policy("auto", "PandaPick-v0") == ev.PolicyChoice("scripted")
     assert "absent.pt" in caplog.text
     (tmp_path / "present.pt").touch()
-    monkeypatch.setattr("rt1_sim.eval.policies.bundled_checkpoint", lambda env_id: tmp_path / "present.pt")
+    monkeypatch.setattr(
+        "rt1_sim.eval.policy_choice.bundled_checkpoint", lambda env_id: tmp_path / "present.pt"
+    )
     assert ev.resolve_policy("auto", "PandaPick-v0") == ev.PolicyChoice("rt1", tmp_path / "present.pt")
 
 

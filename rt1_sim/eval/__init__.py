@@ -3,13 +3,13 @@
 A suite (`eval_configs/*.json`, an `EvalConfig`) fixes the env id and options, the seeds (episode k uses seed
 `seed_start + k`, so two policies meet identical scenes) and the episode limit. One module per concept:
 
-- `harness`   `evaluate()`: the worker pool per process, torchrun sharding and gathering, the run folder
-- `worker`    one env + one policy per process; one episode -> its row (+ video, + recording)
-- `policies`  which policy ("auto", "scripted", "random", a checkpoint) and the policy of each episode
-- `results`   results.json / episodes.csv, the report and its summary line, versions
-- `stats`     Wilson interval, rate blocks, success per variation
-- `video`     the front | wrist mp4 of an episode
-- `cli`       `rt1-sim eval`
+- `harness`        `evaluate()`: the worker pool per process, torchrun sharding and gathering, the run folder
+- `worker`         one env + one policy per process; one episode -> its row (+ video, + recording)
+- `policy_choice`  which policy ("auto", "scripted", "random", a checkpoint) and the policy of each episode
+- `results`        results.json / episodes.csv, the report and its summary line, versions
+- `stats`          Wilson interval, rate blocks, success per variation
+- `video`          the front | wrist mp4 of an episode
+- `cli`            `rt1-sim eval`
 
 torch is imported only for RT-1 checkpoints (or under torchrun). Every file is written atomically.
 """
@@ -25,8 +25,8 @@ from rt1_sim.run_layout import EPISODES_FILE, RESULTS_FILE
 # the simulator that `harness` and `results` import.
 _LAZY = {
     "evaluate": "rt1_sim.eval.harness",
-    "PolicyChoice": "rt1_sim.eval.policies",
-    "resolve_policy": "rt1_sim.eval.policies",
+    "PolicyChoice": "rt1_sim.eval.policy_choice",
+    "resolve_policy": "rt1_sim.eval.policy_choice",
     "EvalReport": "rt1_sim.eval.results",
     "episode_columns": "rt1_sim.eval.results",
 }

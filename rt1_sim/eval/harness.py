@@ -31,7 +31,7 @@ from rt1_sim.env_options import (
 )
 from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.eval import worker
-from rt1_sim.eval.policies import PolicyChoice, load_rt1, resolve_policy, substitute_instructions
+from rt1_sim.eval.policy_choice import PolicyChoice, load_rt1, resolve_policy, substitute_instructions
 from rt1_sim.eval.results import (
     EPISODES_FILE,
     RESULTS_FILE,

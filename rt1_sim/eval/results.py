@@ -22,7 +22,7 @@ import rt1_sim
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig, config_to_dict
 from rt1_sim.data.episodes import RECORD_CONFIG_FILE, commit_episode, staging_dirs, write_dataset_info
-from rt1_sim.eval.policies import PolicyChoice
+from rt1_sim.eval.policy_choice import PolicyChoice
 from rt1_sim.eval.stats import breakdown, rate_block
 from rt1_sim.files import atomic_write_text
 from rt1_sim.run_layout import EPISODES_FILE, RESULTS_FILE

@@ -20,7 +20,7 @@ import numpy as np
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.config import EvalConfig
 from rt1_sim.data.episodes import EpisodeRecorder, stage_episode
-from rt1_sim.eval.policies import PolicyChoice, load_rt1, policy_for_episodes
+from rt1_sim.eval.policy_choice import PolicyChoice, load_rt1, policy_for_episodes
 from rt1_sim.eval.results import METRIC_PREFIX
 from rt1_sim.eval.video import video_frame, wants_video, write_video
 from rt1_sim.policy import SharedBatch, TellInstead

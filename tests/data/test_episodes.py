@@ -13,7 +13,7 @@ import pytest
 
 import envs  # noqa: F401
 from envs.spaces import CAMERA_NAMES, RAW_COLUMNS, RESULTS_COLUMNS
-from envs.tasks.pick_cube import PickCubeExpert as ScriptedExpert
+from envs.tasks.single_cube import PickCubeExpert as ScriptedExpert
 from rt1_sim.data.episodes import (
     DatasetError,
     EpisodeRecorder,

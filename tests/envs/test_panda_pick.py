@@ -35,7 +35,7 @@ def _run(env: gym.Env, seed: int, n: int) -> list[dict[str, np.ndarray]]:
 
 def test_env_never_imports_torch():
     code = (
-        "import sys, gymnasium as gym, envs, envs.tasks.pick_cube\n"
+        "import sys, gymnasium as gym, envs, envs.tasks.single_cube\n"
         "env = gym.make('PandaPick-v0'); env.reset(seed=0); env.step(env.action_space.sample())\n"
         "assert 'torch' not in sys.modules, 'envs imported torch'"
     )

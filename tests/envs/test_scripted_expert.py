@@ -8,8 +8,8 @@ import pytest
 
 import envs  # noqa: F401
 from envs.spaces import ACTION_HIGH, ACTION_LOW
-from envs.tasks.pick_cube import PickCubeExpert as ScriptedExpert
-from envs.tasks.pick_cube import wrap_quarter_turn
+from envs.tasks.single_cube import PickCubeExpert as ScriptedExpert
+from envs.tasks.single_cube import wrap_quarter_turn
 from rt1_sim.policy import Policy
 from rt1_sim.rollout import rollout
 
