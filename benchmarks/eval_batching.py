@@ -26,7 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from rt1_sim.cli import positive_int
-from rt1_sim.config import EvalConfig, load_config
+from rt1_sim.config import EvalConfig
+from rt1_sim.config_loader import load_config
 from rt1_sim.eval import evaluate
 from rt1_sim.eval.results import EPISODES_FILE
 from rt1_sim.resources import find_config

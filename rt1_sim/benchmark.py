@@ -38,10 +38,8 @@ from typing import Any
 from tqdm import tqdm
 
 from rt1_sim.checkpoint import MODEL_KEYS, load_checkpoint
-from rt1_sim.config import (
-    MULTITASK_ENV_ID,
-    BenchmarkConfig,
-    EvalConfig,
+from rt1_sim.config import MULTITASK_ENV_ID, BenchmarkConfig, EvalConfig
+from rt1_sim.config_loader import (
     Shorthand,
     add_override_argument,
     config_to_dict,

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from envs import FAMILIES, MIX
 from envs.spaces import CAMERA_NAMES
-from rt1_sim.config import CollectConfig, Shorthand, add_override_argument, load_config, shorthand_overrides
+from rt1_sim.config import CollectConfig
+from rt1_sim.config_loader import Shorthand, add_override_argument, load_config, shorthand_overrides
 from rt1_sim.data.episodes import (
     EPISODE_DIR,
     EPISODE_META_FILE,

@@ -15,8 +15,7 @@ import pytest
 from rt1_sim import benchmark as bm
 from rt1_sim import cli
 from rt1_sim.compare import compare
-from rt1_sim.config import ConfigError
-from rt1_sim.errors import OutputError
+from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.eval.policy_choice import substitute_instructions
 from rt1_sim.outputs import LOCK_FILE
 

@@ -9,7 +9,8 @@ import pytest
 import envs
 from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SLICES, CAMERA_NAMES
 from rt1_sim.checkpoint import load_checkpoint
-from rt1_sim.config import DEFAULT_ENV_ID, EvalConfig, load_config
+from rt1_sim.config import DEFAULT_ENV_ID, EvalConfig
+from rt1_sim.config_loader import load_config
 from rt1_sim.eval import resolve_policy
 from rt1_sim.model.action_tokenizer import action_table_rows
 from rt1_sim.model.presets import PRESETS

@@ -54,7 +54,8 @@ def test_reading_a_finished_run_imports_neither_torch_nor_the_simulator() -> Non
     network presets read and check a config: none of them needs torch or pybullet."""
     code = (
         "import sys\n"
-        "import rt1_sim.plot, rt1_sim.compare, rt1_sim.run_layout, rt1_sim.config, rt1_sim.model.presets\n"
+        "import rt1_sim.plot, rt1_sim.compare, rt1_sim.run_layout, rt1_sim.config, rt1_sim.config_loader\n"
+        "import rt1_sim.model.presets\n"
         "heavy = [m for m in ('torch', 'pybullet') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -87,7 +88,7 @@ def test_each_shorthand_is_the_override_of_the_key_it_names(
     import json
 
     from rt1_sim.benchmark import SUITES_DIR, load_manifest
-    from rt1_sim.config import shorthand_overrides
+    from rt1_sim.config_loader import shorthand_overrides
 
     module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
     parser = argparse.ArgumentParser()

@@ -18,9 +18,10 @@ import pytest
 import rt1_sim.eval as ev
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.cli import main
-from rt1_sim.config import EVAL_SEED_START, ConfigError, EvalConfig, EvalPolicyConfig, load_config
+from rt1_sim.config import EVAL_SEED_START, EvalConfig, EvalPolicyConfig
+from rt1_sim.config_loader import load_config
 from rt1_sim.data.episodes import list_episodes, read_episode
-from rt1_sim.errors import UserError
+from rt1_sim.errors import ConfigError, UserError
 from rt1_sim.eval import cli as eval_cli
 from rt1_sim.eval import harness, video
 from rt1_sim.eval.stats import wilson_interval

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from rt1_sim.cli import USER_ERROR_STATUS, main
-from rt1_sim.config import TrainConfig, config_from_dict
+from rt1_sim.config import TrainConfig
+from rt1_sim.config_loader import config_from_dict
 from rt1_sim.data.episodes import read_episode
 from rt1_sim.distributed import Distributed
 from rt1_sim.errors import ConfigError, DatasetError, PlotError

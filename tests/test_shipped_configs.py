@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, TrainConfig, load_config
+from rt1_sim.config import MULTITASK_ENV_ID, EvalConfig, TrainConfig
+from rt1_sim.config_loader import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_CONFIGS = sorted((REPO / "train_configs").glob("*.json"))

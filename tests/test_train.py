@@ -22,11 +22,12 @@ from PIL import Image
 from envs import FAMILIES
 from rt1_sim import cli
 from rt1_sim.checkpoint import MODEL_KEYS, CheckpointError
-from rt1_sim.config import ConfigError, TrainConfig, load_config
+from rt1_sim.config import TrainConfig
+from rt1_sim.config_loader import load_config
 from rt1_sim.data.episodes import DatasetError, read_episode
 from rt1_sim.data.windows import split_episodes
 from rt1_sim.distributed import Distributed
-from rt1_sim.errors import OutputError
+from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.model.presets import PRESETS
 from rt1_sim.outputs import LOCK_FILE
 from rt1_sim.plot import PlotError, family_success, plot_learning_curve

@@ -7,7 +7,8 @@ import logging
 import time
 from pathlib import Path
 
-from rt1_sim.config import EvalConfig, Shorthand, add_override_argument, load_config, shorthand_overrides
+from rt1_sim.config import EvalConfig
+from rt1_sim.config_loader import Shorthand, add_override_argument, load_config, shorthand_overrides
 from rt1_sim.distributed import available_cores, destroy_process_group, init_process_group, launch_environment
 from rt1_sim.eval.harness import DEFAULT_ENVS_PER_WORKER, evaluate
 from rt1_sim.eval.results import EvalReport

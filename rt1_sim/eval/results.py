@@ -20,7 +20,8 @@ import pandas as pd
 
 import rt1_sim
 from envs.spaces import CAMERA_NAMES
-from rt1_sim.config import EvalConfig, config_to_dict
+from rt1_sim.config import EvalConfig
+from rt1_sim.config_loader import config_to_dict
 from rt1_sim.data.episodes import RECORD_CONFIG_FILE, commit_episode, staging_dirs, write_dataset_info
 from rt1_sim.eval.policy_choice import PolicyChoice
 from rt1_sim.eval.stats import breakdown, rate_block

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envs.spaces import MAX_IMAGE_SIDE
+from rt1_sim.config_loader import config_from_dict
 from rt1_sim.errors import ConfigError
 
 # EfficientNet compound-scaling coefficients (width, depth) of the published variants. Resolution is a
@@ -125,8 +126,6 @@ class NetworkConfig:
         """Build from a plain dict (e.g. IO's `network_configs`) through the config loader (unknown keys and
         wrong types fail naming the key and `source`); missing keys keep `base`'s values (default: the paper
         model)."""
-        from rt1_sim.config import config_from_dict  # the one loader (it imports this module first)
-
         base = base if base is not None else cls()
         return config_from_dict(cls, {**base.to_dict(), **dict(d)}, source)
 

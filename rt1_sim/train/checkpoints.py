@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 from rt1_sim.checkpoint import CheckpointError, check_action_table, save_checkpoint
-from rt1_sim.config import config_to_dict
+from rt1_sim.config_loader import config_to_dict
 from rt1_sim.distributed import Distributed
 from rt1_sim.model.instruction import encoder_settings, recorded_encoder
 from rt1_sim.model.rt1 import checkpoint_state, model_config

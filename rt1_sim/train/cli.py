@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from rt1_sim import distributed
-from rt1_sim.config import TrainConfig, add_override_argument, load_config
+from rt1_sim.config import TrainConfig
+from rt1_sim.config_loader import add_override_argument, load_config
 from rt1_sim.distributed import Distributed, launch_environment
 from rt1_sim.errors import ConfigError
 from rt1_sim.train.loop import train

@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 
 from rt1_sim.checkpoint import MODEL_KEYS, load_checkpoint
-from rt1_sim.config import EvalConfig, TrainConfig, config_to_dict, load_config
+from rt1_sim.config import EvalConfig, TrainConfig
+from rt1_sim.config_loader import config_to_dict, load_config
 from rt1_sim.distributed import Distributed
 from rt1_sim.errors import ConfigError, OutputError
 from rt1_sim.files import atomic_write_text

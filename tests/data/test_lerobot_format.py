@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from rt1_sim import cli
-from rt1_sim.config import TrainConfig, load_config
+from rt1_sim.config import TrainConfig
+from rt1_sim.config_loader import load_config
 from rt1_sim.data import lerobot_format
 from rt1_sim.data.episodes import DatasetError, task_folders
 from rt1_sim.data.sources import list_episodes, read_episode

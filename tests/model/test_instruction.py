@@ -16,8 +16,10 @@ import torch
 
 from envs.spaces import ACTION_SIZE
 from rt1_sim.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from rt1_sim.config import ConfigError, TrainConfig, load_config
+from rt1_sim.config import TrainConfig
+from rt1_sim.config_loader import load_config
 from rt1_sim.data.windows import FrameCache, WindowDataset
+from rt1_sim.errors import ConfigError
 from rt1_sim.model import build_model, checkpoint_state
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import (
