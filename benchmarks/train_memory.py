@@ -112,7 +112,7 @@ def run_train(data: Path, work: Path, name: str, mode: str, steps: int) -> dict[
 
 
 def data_ready(log: str) -> float:
-    """The time (epoch seconds) of train.py's "data <path>: N train episodes ..." log line."""
+    """The time (epoch seconds) of the training data's "data <path>: N train episodes ..." log line."""
     line = next(line for line in log.splitlines() if " rt1_sim.train.data: data " in line)
     stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
     return stamp.timestamp()

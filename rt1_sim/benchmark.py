@@ -56,7 +56,7 @@ from rt1_sim.eval.video import write_poster
 from rt1_sim.files import atomic_write_text
 from rt1_sim.outputs import check_unlocked, check_writable, lock_folder, make_folder, prepare_folder
 from rt1_sim.pool import WorkerDied
-from rt1_sim.resources import EVAL_CONFIGS, bundled_checkpoint, resource_path
+from rt1_sim.resources import EVAL_CONFIGS, bundled_checkpoint, find_config, resource_path
 from rt1_sim.run_layout import (
     BENCHMARK_FILE,
     BENCHMARK_SETTINGS_FILE,
@@ -74,6 +74,8 @@ MANIFEST_FILE = "manifest.json"
 OUT_FILES = (BENCHMARK_SETTINGS_FILE, BENCHMARK_FILE, TABLE_FILE, REPORT_FILE, EXAMPLES_DIR)
 # The settings that make two runs the same benchmark (a folder of other settings is never resumed).
 SETTING_KEYS = ("policy", "checkpoint_sha256", "suites", "episodes_per_cell")
+# What else decides the cells (a --config or --set may change them): compared where the folder records them.
+CELL_KEYS = ("config", "splits", "families", "family_option", "family_seed_stride", "not_applicable")
 BUNDLED_MULTITASK = bundled_checkpoint(MULTITASK_ENV_ID)
 
 
@@ -442,7 +444,8 @@ def check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> tuple[lis
     finished = _read_settings(out / BENCHMARK_FILE)
     mine = saved or finished
     if mine is not None and not overwrite:
-        diff = {k: (mine.get(k), settings[k]) for k in SETTING_KEYS if mine.get(k) != settings[k]}
+        compared = [*SETTING_KEYS, *(k for k in CELL_KEYS if k in mine)]
+        diff = {k: (mine.get(k), settings[k]) for k in compared if mine.get(k) != settings[k]}
         if diff:
             details = ", ".join(f"{k}: {old!r} there vs {new!r} now" for k, (old, new) in diff.items())
             raise OutputError(
@@ -499,8 +502,8 @@ def run_benchmark(
         "checkpoint_sha256": _checkpoint_sha(next(c.config for c in cells if c.config)),
         "suites": str(manifest_path(suites).parent.resolve()),
         "episodes_per_cell": episodes,
-        "splits": list(manifest.splits),
-        "families": list(manifest.families),
+        "config": manifest_path(suites).name,
+        **{k: v for k, v in config_to_dict(manifest).items() if k in CELL_KEYS},
     }
     check_unlocked(out, "--out")  # another benchmark writing there: refused with its PID
     check_out(out, settings, overwrite)  # reads only: refused before the folder is created
@@ -528,8 +531,7 @@ def run_benchmark(
                 "checkpoint_sha256": settings["checkpoint_sha256"],
             },
             "suites": settings["suites"],
-            "splits": list(manifest.splits),
-            "families": list(manifest.families),
+            **{k: settings[k] for k in CELL_KEYS},
             "episodes_per_cell": episodes,
             "notes": manifest.notes,
             "per_split": {s: pooled([e for e in entries if e["split"] == s]) for s in manifest.splits},
@@ -601,10 +603,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def suites_from_args(args: argparse.Namespace) -> Path:
     """The benchmark config the options name: --config (a file), --suites (a folder) or the shipped one."""
     if args.config is not None:
-        if not args.config.is_file():
-            what = "does not exist" if not args.config.exists() else "is a folder; give the config file"
+        config = find_config(args.config)  # eval_configs/multitask/NAME: the shipped file from any folder
+        if not config.is_file():
+            what = "does not exist" if not config.exists() else "is a folder; give the config file"
             raise ConfigError(f"--config {args.config}: {what}")
-        return args.config
+        return config
     if args.suites is not None:
         if not args.suites.is_dir():
             what = "does not exist" if not args.suites.exists() else "is a file"

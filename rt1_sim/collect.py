@@ -428,7 +428,7 @@ def _summary(out: Path, state: _Progress, elapsed: float, max_steps: int) -> dic
 
 # ---- command line ----
 # Shorthand options, each the same as a `--set` of its key (applied after the config file and --set).
-SHORTHANDS = (  # the options that stand for one CollectConfig key each (rt1_sim.config.Shorthand)
+SHORTHANDS = (  # the options that stand for one CollectConfig key each (rt1_sim.config_loader.Shorthand)
     Shorthand("seed", "seed"),
     Shorthand("noise", "noise"),
     Shorthand("clean_labels", "clean_labels"),

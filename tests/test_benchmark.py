@@ -245,3 +245,24 @@ def test_the_config_is_read_by_the_one_loader_with_its_overrides(suites, tmp_pat
         ("seen", "red", 1),
         ("far", "red", 1),
     ]
+
+
+def test_an_unfinished_benchmark_resumes_only_with_the_cells_it_was_started_with(suites, tmp_path):
+    """`--set splits=...` (or another config) changes the cells: a folder started with other cells is
+    refused, not resumed; entries of not_applicable for a split left out are ignored."""
+    out = tmp_path / "b"
+    seen_only = ['splits=["seen"]']  # the manifest's not_applicable names "far", left out here
+    summary = bm.run_benchmark(
+        "random", out, suites, episodes=1, progress=False, examples=False, overrides=seen_only
+    )
+    assert [c["split"] for c in summary["cells"]] == ["seen", "seen"]
+    (out / bm.BENCHMARK_FILE).unlink()  # as if killed before the end
+    with pytest.raises(OutputError, match="other settings.*splits"):
+        bm.run_benchmark("random", out, suites, episodes=1, progress=False, examples=False)
+    again = bm.run_benchmark(
+        "random", out, suites, episodes=1, progress=False, examples=False, overrides=seen_only
+    )
+    assert [c["status"] for c in again["cells"]] == ["reused", "reused"]  # resumed
+    assert [{**c, "status": None} for c in again["cells"]] == [
+        {**c, "status": None} for c in summary["cells"]
+    ]
