@@ -16,9 +16,7 @@ torch is imported only for RT-1 checkpoints (or under torchrun). Every file is w
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from rt1_sim.lazy import lazy_names
 from rt1_sim.run_layout import EPISODES_FILE, RESULTS_FILE
 
 # Imported on first use, so that `rt1_sim.eval.stats` (what `compare` reads a finished run with) comes without
@@ -32,11 +30,4 @@ _LAZY = {
 }
 
 __all__ = ["EPISODES_FILE", "RESULTS_FILE", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)

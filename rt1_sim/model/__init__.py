@@ -5,19 +5,11 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rt1_sim.lazy import lazy_names
 
 _LAZY = dict.fromkeys(
     ("RT1", "action_loss", "build_model", "checkpoint_state", "model_config"), "rt1_sim.model.rt1"
 )
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
