@@ -276,6 +276,11 @@ class TrainConfig:
     aux_state_anneal_steps: int | None = None
     # also write checkpoint_last every N steps (0: at val_interval and before each evaluation only)
     checkpoint_every_steps: int = 0
+    # The policy each checkpoint holds gets BatchNorm statistics averaged over this many batches of training
+    # windows (rt1_sim/train/precise_bn.py: PreciseBN), not training's moving averages, which it keeps apart
+    # for resuming; validation uses them too. 0: the moving averages, as trained. Changes no weight and no
+    # step of training.
+    precise_bn_batches: int = 0
     max_steps: int | None = None  # stop (validate, write checkpoint_last) after this many steps in all
     log_every_steps: int = 10  # train metrics row (CSV, TensorBoard) every this many steps
     tensorboard: bool = True  # write TensorBoard events when the package is installed
@@ -315,6 +320,7 @@ class TrainConfig:
             "weight_decay",
             "grad_clip_norm",
             "checkpoint_every_steps",
+            "precise_bn_batches",
             "torch_threads",
             "eval_every_epochs",
             "eval_every_steps",

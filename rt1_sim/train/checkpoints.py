@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from rt1_sim.checkpoint import CheckpointError, check_action_table, save_checkpoint
 from rt1_sim.config_loader import config_to_dict
@@ -60,12 +61,25 @@ def check_compatible(state: dict[str, Any], expected: dict[str, Any], path: str)
         raise CheckpointError(f"checkpoint {path}: another model than the config's ({details})")
 
 
+def batchnorm_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The BatchNorm buffers (running mean and variance, batches tracked) of `model`'s state_dict."""
+    return {
+        f"{name}.{key}": value.clone()
+        for name, m in model.named_modules()
+        if isinstance(m, _BatchNorm)
+        for key, value in m.named_buffers(recurse=False)
+    }
+
+
 def save(t: Trainer, name: str, epoch: int, epoch_step: int) -> None:
     """Write a training checkpoint (a collective under DDP: every rank calls it, rank 0 writes)."""
     rng = rng_states(t.job, t.device)
     if not t.job.is_main:
         return
-    state = checkpoint_state(t.raw, encoder_settings(t.data.instruction_encoder), t.data.default_instruction)
+    policy = t.policy_network()
+    state = checkpoint_state(policy, encoder_settings(t.data.instruction_encoder), t.data.default_instruction)
+    if policy is not t.raw:  # PreciseBN statistics for the policy; training's own moving averages to resume
+        state["batchnorm_ema"] = batchnorm_buffers(t.raw)
     state.update(
         optimizer=t.optimizer.state_dict(),
         scheduler=t.scheduler.state_dict(),
@@ -92,7 +106,8 @@ def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
         state = load_resume_state(t.cfg, t.device, t.source)
     check_compatible(state, model_config(t.raw, encoder_settings(t.data.instruction_encoder)), path)
     try:
-        t.raw.load_state_dict(state["model"])
+        # The moving averages training kept, where the policy's BatchNorm statistics were recomputed.
+        t.raw.load_state_dict({**state["model"], **state.get("batchnorm_ema", {})})
         if t.head is not None:
             t.head.load_state_dict(state["state_head"])
         t.optimizer.load_state_dict(state["optimizer"])

@@ -67,6 +67,7 @@ RESUME_MAY_CHANGE = (
     "num_workers",
     "imagenet_weights",
     "checkpoint_every_steps",
+    "precise_bn_batches",
     "log_every_steps",
     "tensorboard",
     "progress",

@@ -21,6 +21,7 @@ from rt1_sim.model.rt1 import RT1
 from rt1_sim.model.state_head import RT1WithStateHead, StateHead
 from rt1_sim.train.data import Data, build_data
 from rt1_sim.train.metrics import MetricsLog
+from rt1_sim.train.precise_bn import calibrated_copy
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,22 @@ class Trainer:
     metrics_log: MetricsLog | None = None  # rank 0 only
     started: float = field(default_factory=time.perf_counter)
     last: dict[str, dict[str, float]] = field(default_factory=lambda: {"train": {}, "val": {}, "eval": {}})
+    calibrated: tuple[int, RT1] | None = None  # (step, policy network) of `policy_network`
+
+    def policy_network(self) -> RT1:
+        """The network as a policy: `raw` itself, or with precise_bn_batches a copy of it with PreciseBN
+        statistics (made once per step, seeded by the seed and the step, drawing nothing from torch's
+        generators; `raw` keeps its moving averages)."""
+        batches = self.cfg.precise_bn_batches
+        if not batches:
+            return self.raw
+        if self.calibrated is None or self.calibrated[0] != self.state.step:
+            seed = (self.cfg.seed * 1_000_003 + self.state.step) % 2**63
+            policy = calibrated_copy(
+                self.raw, self.data.train, batches, self.cfg.batch_size, seed, self.device, self.autocast
+            )
+            self.calibrated = (self.state.step, policy)
+        return self.calibrated[1]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The one autocast context (bf16 / fp16 on GPU; nothing on CPU)."""
