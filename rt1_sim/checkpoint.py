@@ -6,7 +6,9 @@ Convention for the dict (plain Python types and tensors only, so `weights_only=T
 - "action_table": the action table rows the model was trained with (`action_tokenizer.action_table_rows`)
 - "action_tokenizer": the model's `ActionTokenizer.to_dict()` (older checkpoints lack it:
   `checkpoint_tokenizer` then builds it from the network's vocab_size, which is what they were trained with)
-- training adds "optimizer", "scheduler", "step", "epoch", "rng", "config".
+- training adds "optimizer", "scheduler", "step", "epoch", "rng", "config"; with PreciseBN
+  (`precise_bn_batches`) "model" holds the recomputed BatchNorm statistics and "batchnorm_ema" training's
+  moving averages, which only a resumed run loads.
 `rt1_sim.model.rt1.checkpoint_state(model, ...)` builds the first three.
 """
 
