@@ -8,7 +8,8 @@ Convention for the dict (plain Python types and tensors only, so `weights_only=T
   `checkpoint_tokenizer` then builds it from the network's vocab_size, which is what they were trained with)
 - training adds "optimizer", "scheduler", "step", "epoch", "rng", "config"; with PreciseBN
   (`precise_bn_batches`) "model" holds the recomputed BatchNorm statistics and "batchnorm_ema" training's
-  moving averages, which only a resumed run loads.
+  moving averages, which only a resumed run loads; "data_fingerprint" ([windows, action CRC-32] per training
+  folder) lets a resumed run say when its data differs.
 `rt1_sim.model.rt1.checkpoint_state(model, ...)` builds the first three.
 """
 

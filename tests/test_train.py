@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -274,6 +275,32 @@ def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_p
     # The metrics file holds each step once: rows after the checkpoint were dropped, then redone.
     steps = pd.read_csv(tmp_path / "part" / METRICS_FILE).dropna(subset=["train/loss"])["step"]
     assert steps.is_unique and steps.max() == whole["step"]
+
+
+def test_resuming_on_other_data_says_so(
+    tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The checkpoint records each folder's window count and action CRC-32: a resume on the same data is
+    silent, one on data whose actions changed (a collection on another machine) warns that the remaining
+    batches are not the original run's."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    config = tiny_config(data, tmp_path, batch_size=4, epochs=1, num_val_episode=1, run_name="r")
+    path = write_config(tmp_path / "d.json", config)
+    run_train(path, "max_steps=2")
+    checkpoint = tmp_path / "r" / LAST_CHECKPOINT
+    assert len(torch.load(checkpoint, weights_only=True)["data_fingerprint"]) == 1
+    resume = ("resume=true", f"resume_from_checkpoint={checkpoint}")
+    with caplog.at_level(logging.WARNING, logger="rt1_sim.train"):
+        run_train(path, *resume, "max_steps=3")
+    assert "not what the checkpoint was trained on" not in caplog.text
+    for results in data.glob("*/data_000/results.csv"):  # one command of episode 0, in every camera's copy
+        table = pd.read_csv(results)
+        table.loc[1, "ee_command_position_x"] = -table.loc[1, "ee_command_position_x"] + 0.001
+        table.to_csv(results, index=False)
+    with caplog.at_level(logging.WARNING, logger="rt1_sim.train"):
+        run_train(path, *resume, "max_steps=4")
+    assert "the training data is not what the checkpoint was trained on" in caplog.text
 
 
 def test_evaluations_inside_epochs_change_no_weight_and_a_killed_one_is_redone_on_resume(

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -71,6 +73,16 @@ def batchnorm_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+def data_fingerprint(t: Trainer) -> list[list[int]]:
+    """[windows, CRC-32 of the action rows] of each training dataset folder: what fixes the order and the
+    targets of the batches. A folder collected again on a machine whose physics rounds differently can hold
+    a few other episodes under the same name."""
+    return [
+        [len(part), zlib.crc32(np.ascontiguousarray(part.cache.actions, np.float32).tobytes())]
+        for part in t.data.train.datasets
+    ]
+
+
 def save(t: Trainer, name: str, epoch: int, epoch_step: int) -> None:
     """Write a training checkpoint (a collective under DDP: every rank calls it, rank 0 writes)."""
     rng = rng_states(t.job, t.device)
@@ -90,6 +102,7 @@ def save(t: Trainer, name: str, epoch: int, epoch_step: int) -> None:
         best_val_loss=t.state.best_val_loss,
         seconds=t.clock(),
         config=config_to_dict(t.cfg.resolved()),
+        data_fingerprint=data_fingerprint(t),
     )
     if t.scaler.is_enabled():
         state["grad_scaler"] = t.scaler.state_dict()
@@ -117,6 +130,16 @@ def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({e})") from e
     restore_rng(state["rng"], t.job, t.device)
+    recorded = state.get("data_fingerprint")  # absent in checkpoints written before it existed
+    if recorded is not None and [list(r) for r in recorded] != data_fingerprint(t):
+        log.warning(
+            "resume from %s: the training data is not what the checkpoint was trained on (windows and "
+            "action CRC-32 per dataset folder: %s then, %s now); the run continues from its weights and "
+            "optimizer, but its remaining batches are not those of the original run",
+            path,
+            recorded,
+            data_fingerprint(t),
+        )
     t.state = TrainState(
         step=state["step"],
         epoch=state["epoch"],
