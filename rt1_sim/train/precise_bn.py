@@ -2,12 +2,12 @@
 
 Training normalises every BatchNorm layer with the statistics of its batch and keeps an exponential moving
 average (momentum 0.1) of them for inference. A batch of 16 history windows holds 16 scenes, so those batch
-statistics are noisy, and the average trails weights that Adam moves at every step. The multi-task policy
-showed how much that costs: on its own training windows its x/y commands had the label's sign 40-50% of the
-time with the moving averages (chance), 73-84% with batch statistics, and 69-76% with statistics recomputed
-over 40 training batches (docs/multitask_runs.md). `precise_batchnorm` recomputes them with the network
-fixed: the plain average over many training batches, each normalised as in training (Wu & Johnson,
-"Rethinking 'Batch' in BatchNorm", 2021, call this PreciseBN).
+statistics are noisy, and the average trails weights that Adam moves at every step. `precise_batchnorm`
+recomputes them with the network fixed: the plain average over many training batches, each normalised as in
+training (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021, call this PreciseBN). For the multi-task
+policy it is not enough: statistics averaged over all six families leave its x/y commands at chance on its own
+`pick` windows, as the moving averages do, while the statistics of any training batch or of `pick` windows
+alone give 62-79% sign agreement (docs/multitask_runs.md).
 
 It draws no number from torch's global generator and changes no weight: only the BatchNorm buffers of the
 module it is given. A training run calibrates a copy of its network for each checkpoint and keeps its own
