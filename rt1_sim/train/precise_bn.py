@@ -17,7 +17,6 @@ moving averages, so a resumed run continues bit-exactly.
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -81,19 +80,3 @@ def precise_batchnorm(
             m.momentum = momentum
         model.eval()
     return frames
-
-
-def calibrated_copy(
-    model: RT1,
-    windows: WindowConcat,
-    batches: int,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-) -> RT1:
-    """A copy of `model` with precise BatchNorm statistics (`precise_batchnorm`); `model` is left as it was,
-    training mode and moving averages included."""
-    copied = copy.deepcopy(model)
-    precise_batchnorm(copied, windows, batches, batch_size, seed, device, autocast)
-    return copied

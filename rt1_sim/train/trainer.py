@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -21,7 +22,7 @@ from rt1_sim.model.rt1 import RT1
 from rt1_sim.model.state_head import RT1WithStateHead, StateHead
 from rt1_sim.train.data import Data, build_data
 from rt1_sim.train.metrics import MetricsLog
-from rt1_sim.train.precise_bn import calibrated_copy
+from rt1_sim.train.precise_bn import precise_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,9 @@ class Trainer:
             return self.raw
         if self.calibrated is None or self.calibrated[0] != self.state.step:
             seed = (self.cfg.seed * 1_000_003 + self.state.step) % 2**63
-            policy = calibrated_copy(
-                self.raw, self.data.train, batches, self.cfg.batch_size, seed, self.device, self.autocast
+            policy = copy.deepcopy(self.raw)
+            precise_batchnorm(
+                policy, self.data.train, batches, self.cfg.batch_size, seed, self.device, self.autocast
             )
             self.calibrated = (self.state.step, policy)
         return self.calibrated[1]
