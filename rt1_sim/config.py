@@ -281,6 +281,12 @@ class TrainConfig:
     # for resuming; validation uses them too. 0: the moving averages, as trained. Changes no weight and no
     # step of training.
     precise_bn_batches: int = 0
+    # From this optimizer step on, train with every BatchNorm layer of the network normalising by fixed
+    # statistics: the PreciseBN statistics of step N (precise_bn_batches batches), set once when step N is
+    # done and never updated again. Training then normalises as the policy acting one frame at a time does
+    # (rt1_sim/train/precise_bn.py says why that matters). None: batch statistics throughout. A resumed run
+    # may set it to its checkpoint's step or later, and may not move it once its step has passed.
+    freeze_batchnorm_at_step: int | None = None
     max_steps: int | None = None  # stop (validate, write checkpoint_last) after this many steps in all
     log_every_steps: int = 10  # train metrics row (CSV, TensorBoard) every this many steps
     tensorboard: bool = True  # write TensorBoard events when the package is installed
@@ -340,6 +346,16 @@ class TrainConfig:
         for name in optional:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or null), got {getattr(self, name)}")
+        if self.freeze_batchnorm_at_step is not None:
+            if self.freeze_batchnorm_at_step < 0:
+                raise ValueError(
+                    f"freeze_batchnorm_at_step must be >= 0 (or null), got {self.freeze_batchnorm_at_step}"
+                )
+            if self.precise_bn_batches < 1:
+                raise ValueError(
+                    "freeze_batchnorm_at_step needs precise_bn_batches >= 1: the statistics it freezes are "
+                    "the PreciseBN statistics of that step"
+                )
         if self.time_sequence_length > MAX_TIME_SEQUENCE_LENGTH:
             raise ValueError(
                 f"time_sequence_length must be at most {MAX_TIME_SEQUENCE_LENGTH}, "

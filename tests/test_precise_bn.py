@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from rt1_sim.config import TrainConfig
 from rt1_sim.config_loader import load_config
 from rt1_sim.data.windows import collate_windows
 from rt1_sim.distributed import Distributed
+from rt1_sim.errors import ConfigError
 from rt1_sim.model.rt1 import RT1
 from rt1_sim.policy import RT1Policy
 from rt1_sim.preprocess import images_to_tensor
@@ -133,3 +135,59 @@ def test_a_run_with_precise_bn_trains_the_same_weights_and_resumes_bit_exactly(
     loaded = policy.model.state_dict()
     for key in ema:
         assert torch.equal(loaded[key], whole["model"][key]), key
+
+
+def test_frozen_batchnorm_trains_with_the_statistics_of_its_step(tiny_tabletop_root: Path, tmp_path: Path):
+    """freeze_batchnorm_at_step N: from step N on the network normalises by the PreciseBN statistics of step N
+    (what step N's checkpoint holds), which no later step moves; the weights then follow another path than
+    with batch statistics, a resumed run (before or after step N) ends bit-exactly where an uninterrupted one
+    does, and a resume that would rewrite the past is refused."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_config(tiny_tabletop_root, tmp_path, precise_bn_batches=2)))
+    freeze = "freeze_batchnorm_at_step=2"
+    _train(path, "run_name=free")
+    _train(path, "run_name=whole", freeze)
+    _train(path, "run_name=before", freeze, "max_steps=2")
+    _train(path, "run_name=after", freeze, "max_steps=3")
+    before = torch.load(tmp_path / "before" / LAST_CHECKPOINT, weights_only=True)
+    after = torch.load(tmp_path / "after" / LAST_CHECKPOINT, weights_only=True)
+    assert "batchnorm_ema" in before and "batchnorm_ema" not in after  # after step 2, "model" is what trains
+    for name in ("before", "after"):
+        checkpoint = f"resume_from_checkpoint={tmp_path / name / LAST_CHECKPOINT}"
+        _train(path, "resume=true", checkpoint, freeze)
+
+    free = torch.load(tmp_path / "free" / LAST_CHECKPOINT, weights_only=True)
+    whole = torch.load(tmp_path / "whole" / LAST_CHECKPOINT, weights_only=True)
+    assert whole["step"] == free["step"] > 3
+    assert "batchnorm_ema" not in whole
+    statistics = [k for k in whole["model"] if k.endswith(("running_mean", "running_var"))]
+    assert statistics
+    for key in statistics:  # step 2's PreciseBN statistics, untouched by the steps after it
+        assert torch.equal(whole["model"][key], before["model"][key]), key
+        assert torch.equal(whole["model"][key], after["model"][key]), key
+    weights = [k for k, v in whole["model"].items() if v.is_floating_point() and k not in statistics]
+    assert any(not torch.equal(whole["model"][k], free["model"][k]) for k in weights)
+    for name in ("before", "after"):
+        resumed = torch.load(tmp_path / name / LAST_CHECKPOINT, weights_only=True)
+        assert resumed["step"] == whole["step"]
+        for key, tensor in whole["model"].items():
+            assert torch.equal(tensor, resumed["model"][key]), (name, key)
+
+    _train(path, "run_name=free_part", "max_steps=3")
+    refusals = (
+        ("after", "freeze_batchnorm_at_step=null", "keeps freeze_batchnorm_at_step 2"),
+        ("after", "freeze_batchnorm_at_step=3", "keeps freeze_batchnorm_at_step 2"),
+        ("free_part", freeze, "set it to 3 or later"),
+    )
+    for name, setting, message in refusals:
+        checkpoint = f"resume_from_checkpoint={tmp_path / name / LAST_CHECKPOINT}"
+        with pytest.raises(ConfigError, match=message):
+            _train(path, "resume=true", checkpoint, setting, "run_name=refused")
+        assert not (tmp_path / "refused").exists()
+
+
+def test_freezing_batchnorm_needs_precise_bn(tmp_path: Path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_config(tmp_path, tmp_path, freeze_batchnorm_at_step=5)))
+    with pytest.raises(ConfigError, match="freeze_batchnorm_at_step needs precise_bn_batches"):
+        load_config(TrainConfig, path)

@@ -119,7 +119,8 @@ def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
         state = load_resume_state(t.cfg, t.device, t.source)
     check_compatible(state, model_config(t.raw, encoder_settings(t.data.instruction_encoder)), path)
     try:
-        # The moving averages training kept, where the policy's BatchNorm statistics were recomputed.
+        # The moving averages training kept, where the policy's BatchNorm statistics were recomputed (a run
+        # whose BatchNorm is frozen writes none: its "model" holds the statistics it trains with).
         t.raw.load_state_dict({**state["model"], **state.get("batchnorm_ema", {})})
         if t.head is not None:
             t.head.load_state_dict(state["state_head"])
@@ -140,6 +141,8 @@ def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
             recorded,
             data_fingerprint(t),
         )
+    at = t.cfg.freeze_batchnorm_at_step  # `load_resume_state` checked it against the checkpoint's
+    t.batchnorm_frozen = at is not None and state["step"] > at  # its "model" holds the frozen statistics
     t.state = TrainState(
         step=state["step"],
         epoch=state["epoch"],

@@ -94,7 +94,7 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
     inside the epoch are `mid_epoch_period`'s."""
     cfg, state = t.cfg, t.state
     t.data.train.set_epoch(epoch)
-    t.model.train()
+    t.train_mode()
     window = MetricWindow(t.device)
     done = state.epoch_step
     bar = tqdm(
@@ -109,6 +109,7 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
     with bar:
         for batch in make_loader(t.data.train, batches[done:], cfg, t.device, cfg.seed + epoch):
             batch = to_device(batch, t.device)
+            t.freeze_batchnorm_if_due()
             logits, loss, aux = train_step(t, batch)
             state.step += 1
             done += 1

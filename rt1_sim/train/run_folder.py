@@ -68,6 +68,7 @@ RESUME_MAY_CHANGE = (
     "imagenet_weights",
     "checkpoint_every_steps",
     "precise_bn_batches",
+    "freeze_batchnorm_at_step",  # within the limits `check_batchnorm_freeze` sets
     "log_every_steps",
     "tensorboard",
     "progress",
@@ -143,6 +144,23 @@ def check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: str) -> N
         )
 
 
+def check_batchnorm_freeze(saved: dict[str, Any], cfg: TrainConfig, step: int, path: str) -> None:
+    """freeze_batchnorm_at_step may be set or moved on resume while it lies at the checkpoint's step or
+    later; once the checkpoint has trained with frozen statistics it stays as it was."""
+    before, now = saved.get("freeze_batchnorm_at_step"), cfg.freeze_batchnorm_at_step
+    if before is not None and before < step and now != before:
+        raise ConfigError(
+            f"resume from {path}: the run has trained with BatchNorm frozen since step {before} "
+            f"(freeze_batchnorm_at_step), and the checkpoint is at step {step}; a resumed run keeps "
+            f"freeze_batchnorm_at_step {before}, got {now}"
+        )
+    if now is not None and now < step and before != now:
+        raise ConfigError(
+            f"resume from {path}: freeze_batchnorm_at_step {now} lies before the checkpoint's step {step}, "
+            f"which trained with batch statistics; set it to {step} or later"
+        )
+
+
 def _check_suite(cfg: TrainConfig) -> EvalConfig | None:
     """The eval suite with its env options checked (by making its env once), before any data is loaded."""
     if not cfg.eval_config:
@@ -177,6 +195,7 @@ def load_resume_state(cfg: TrainConfig, device: torch.device, source: str) -> di
         raise ConfigError(f"{source}: resume is true but resume_from_checkpoint is empty")
     state = load_checkpoint(path, required=MODEL_KEYS + TRAIN_KEYS, map_location=device)
     check_resume_config(state["config"], cfg, path)
+    check_batchnorm_freeze(state["config"], cfg, state["step"], path)
     return state
 
 

@@ -22,7 +22,7 @@ from rt1_sim.model.rt1 import RT1
 from rt1_sim.model.state_head import RT1WithStateHead, StateHead
 from rt1_sim.train.data import Data, build_data
 from rt1_sim.train.metrics import MetricsLog
-from rt1_sim.train.precise_bn import precise_batchnorm
+from rt1_sim.train.precise_bn import batchnorm_layers, precise_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,14 @@ class Trainer:
     started: float = field(default_factory=time.perf_counter)
     last: dict[str, dict[str, float]] = field(default_factory=lambda: {"train": {}, "val": {}, "eval": {}})
     calibrated: tuple[int, RT1] | None = None  # (step, policy network) of `policy_network`
+    batchnorm_frozen: bool = False  # freeze_batchnorm_at_step has passed: `raw` holds the frozen statistics
 
     def policy_network(self) -> RT1:
         """The network as a policy: `raw` itself, or with precise_bn_batches a copy of it with PreciseBN
         statistics (made once per step, seeded by the seed and the step, drawing nothing from torch's
-        generators; `raw` keeps its moving averages)."""
+        generators; `raw` keeps its moving averages). Once BatchNorm is frozen, `raw` is the policy."""
         batches = self.cfg.precise_bn_batches
-        if not batches:
+        if not batches or self.batchnorm_frozen:
             return self.raw
         if self.calibrated is None or self.calibrated[0] != self.state.step:
             seed = (self.cfg.seed * 1_000_003 + self.state.step) % 2**63
@@ -77,6 +78,31 @@ class Trainer:
             )
             self.calibrated = (self.state.step, policy)
         return self.calibrated[1]
+
+    def freeze_batchnorm_if_due(self) -> None:
+        """At step freeze_batchnorm_at_step: give `raw` the PreciseBN statistics of this step (those its
+        checkpoint holds) and hold its BatchNorm layers in eval mode from now on."""
+        if self.batchnorm_frozen or self.state.step != self.cfg.freeze_batchnorm_at_step:
+            return
+        statistics = batchnorm_layers(self.policy_network())
+        for frozen, calibrated in zip(batchnorm_layers(self.raw), statistics, strict=True):
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                getattr(frozen, name).copy_(getattr(calibrated, name))
+        self.batchnorm_frozen = True
+        self.calibrated = None
+        self.train_mode()
+        log.info(
+            "step %d: BatchNorm statistics frozen at their PreciseBN values (%d batches) from now on",
+            self.state.step,
+            self.cfg.precise_bn_batches,
+        )
+
+    def train_mode(self) -> None:
+        """`model` in training mode, with its BatchNorm layers in eval mode once they are frozen."""
+        self.model.train()
+        if self.batchnorm_frozen:
+            for m in batchnorm_layers(self.raw):
+                m.eval()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The one autocast context (bf16 / fp16 on GPU; nothing on CPU)."""
