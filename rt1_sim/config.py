@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from envs.spaces import CAMERA_NAMES
 from rt1_sim.config_loader import FieldsOf, config_to_dict
-from rt1_sim.model.presets import NetworkConfig, get_preset
+from rt1_sim.model.presets import INFERENCE_CROPS, NetworkConfig, get_preset
 
 # Upper bounds of sizes whose mistyped values (100000) would start thousands of threads or allocate far more
 # memory than any machine has, before failing with a traceback: far above every shipped value.
@@ -258,6 +258,11 @@ class TrainConfig:
     grad_clip_norm: float = 1.0  # max global gradient norm; 0 disables clipping
     amp: str = "bf16"  # autocast dtype on GPU ("bf16", "fp16" with a GradScaler, "none"); CPU runs in fp32
     augment: bool = True  # RT-1's random crop (network crop_size) + resize back, training windows only
+    # What the trained policy (and validation) feeds the network (INFERENCE_CROPS): "center", the centred crop
+    # of crop_size resized back, the scale every augmented training frame has (RT-1 does the same); "none",
+    # the full frame, which shows every object smaller than training did. Recorded in each checkpoint's
+    # model_config; changes no step of training.
+    inference_crop: str = "none"
     # rt1_sim.model.instruction encoder for Episode.instruction: "use" (RT-1's Universal Sentence Encoder,
     # 512-d), "hash" (what the bundled policy used) or "zeros" (IO's)
     instruction_encoder: str = "use"
@@ -367,6 +372,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.amp not in AMP_DTYPES:
             raise ValueError(f"amp must be one of {AMP_DTYPES}, got {self.amp!r}")
+        if self.inference_crop not in INFERENCE_CROPS:
+            raise ValueError(f"inference_crop must be one of {INFERENCE_CROPS}, got {self.inference_crop!r}")
         if self.frame_cache not in FRAME_CACHE_MODES:
             raise ValueError(f"frame_cache must be one of {FRAME_CACHE_MODES}, got {self.frame_cache!r}")
         try:

@@ -225,8 +225,9 @@ class RT1Policy:
         elif not batched:
             obs = {key: np.asarray(value)[None] for key, value in obs.items()}
         size = (model.config.image_height, model.config.image_width)  # frames of another size are resized
+        crop = model.config.crop_size if model.inference_crop == "center" else None
         images, proprio = observation_to_tensors(
-            obs, model.cam_view, self.device, model.using_proprioception, image_size=size
+            obs, model.cam_view, self.device, model.using_proprioception, image_size=size, crop_size=crop
         )
         n = images.shape[0]  # images (N, V, 3, H, W)
         h = self._history

@@ -30,6 +30,38 @@ def resize_images(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack(resized).reshape(*frames.shape[:-3], size[0], size[1], 3)
 
 
+def crop_margin(image_size: tuple[int, int], crop_size: int) -> int:
+    """Pixels taken off each dimension by a crop of `crop_size` on the image's shorter side (RT-1's training
+    crop and the centre crop of a policy trained with it)."""
+    margin = min(image_size) - crop_size
+    if margin < 0:
+        raise ValueError(f"crop_size {crop_size} exceeds the image size {tuple(image_size)}")
+    return margin
+
+
+def crop_and_resize(frames: np.ndarray, top: int, left: int, margin: int) -> np.ndarray:
+    """uint8 frames (..., H, W, 3): the (H - margin, W - margin) window at (top, left) of each, resized back
+    to (H, W) (PIL, bilinear)."""
+    frames = np.asarray(frames)
+    if margin == 0:
+        return frames
+    h, w = frames.shape[-3:-1]
+    flat = frames.reshape(-1, h, w, 3)
+    crops = [Image.fromarray(f[top : top + h - margin, left : left + w - margin]) for f in flat]
+    resized = np.stack([np.asarray(c.resize((w, h), Image.BILINEAR)) for c in crops])
+    return resized.reshape(frames.shape)
+
+
+def center_crop(frames: np.ndarray, crop_size: int) -> np.ndarray:
+    """uint8 frames (..., H, W, 3) -> the same shape: the centred crop of `crop_size` on the shorter side,
+    resized back. What a policy trained on RT-1's random crops (`RandomCrop`) sees at the same scale: those
+    crops magnify every frame by H / (H - margin), and a full frame would show every object smaller than any
+    frame training saw."""
+    frames = np.asarray(frames)
+    margin = crop_margin(frames.shape[-3:-1], crop_size)
+    return crop_and_resize(frames, margin // 2, margin // 2, margin)
+
+
 def images_to_tensor(
     images: np.ndarray | torch.Tensor, device: torch.device | str | None = None
 ) -> torch.Tensor:
@@ -67,16 +99,20 @@ def observation_to_tensors(
     device: torch.device | str | None = None,
     using_proprioception: bool = False,
     image_size: tuple[int, int] | None = None,
+    crop_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Observation dict whose arrays share leading dims (...) -> (images (..., V, 3, H, W) float32 in [0, 1]
     with the cameras in `cam_view` order, proprio (..., PROPRIO_SIZE) float32 or None). With `image_size`
-    (H, W), frames of another size are resized to it first (`resize_images`)."""
+    (H, W), frames of another size are resized to it first (`resize_images`); with `crop_size`, each frame is
+    then centre-cropped and resized back (`center_crop`)."""
     missing = [c for c in cam_view if c not in obs]
     if missing:
         raise KeyError(f"observation lacks camera(s) {missing}; has {sorted(obs)}")
     frames = [np.asarray(obs[c]) for c in cam_view]
     if image_size is not None:
         frames = [resize_images(f, image_size) for f in frames]
+    if crop_size is not None:
+        frames = [center_crop(f, crop_size) for f in frames]
     images = images_to_tensor(np.stack(frames, axis=-4), device)
     proprio = None
     if using_proprioception:

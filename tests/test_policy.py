@@ -12,6 +12,7 @@ import torch
 
 from envs.spaces import ACTION_HIGH, ACTION_LOW, ACTION_SIZE, ACTION_SLICES, CAMERA_NAMES, PROPRIO_SIZES
 from rt1_sim.checkpoint import CheckpointError, save_checkpoint
+from rt1_sim.data.windows import CenterCrop
 from rt1_sim.model import RT1, checkpoint_state
 from rt1_sim.model.film_efficientnet import FiLM
 from rt1_sim.model.instruction import ZeroInstructionEncoder
@@ -217,3 +218,40 @@ def test_a_zero_action_round_trips_through_the_policy_to_exactly_zero(vocab_size
         assert policy.model.tokenizer.vocab_size == vocab_size
         action = policy.act(obs)
         assert action.tolist() == [0.0] * ACTION_SIZE, action
+
+
+def test_a_center_cropping_checkpoint_feeds_the_network_the_centred_crop(tmp_path):
+    """inference_crop "center" (recorded in model_config): each frame is the centred crop_size crop resized
+    back, what CenterCrop gives validation windows and what a "none" policy given those frames computes; a
+    checkpoint that records nothing (written before the key existed) feeds the full frame."""
+    config = get_preset("micro", image_height=SIZE, image_width=SIZE, crop_size=SIZE - 6)
+    torch.manual_seed(0)
+    model = RT1(config, CAMERA_NAMES, T)
+    model.image_encoder.calibrate_batchnorm(torch.rand(16, 3, SIZE, SIZE), torch.randn(16, 512))
+    model.inference_crop = "center"
+    path = tmp_path / "center.pt"
+    save_checkpoint(path, checkpoint_state(model))
+    state = torch.load(path, weights_only=True)
+    assert state["model_config"]["inference_crop"] == "center"
+    del state["model_config"]["inference_crop"]
+    save_checkpoint(tmp_path / "old.pt", state)
+
+    centre = RT1Policy.from_checkpoint(path)
+    full = RT1Policy.from_checkpoint(tmp_path / "old.pt")
+    assert centre.model.inference_crop == "center" and full.model.inference_crop == "none"
+    observations = episode(8, seed=3)
+    crop = CenterCrop((SIZE, SIZE), SIZE - 6)
+    cropped = [{k: crop(v[None])[0] if k in CAMERA_NAMES else v for k, v in o.items()} for o in observations]
+    assert not np.array_equal(cropped[0]["front"], observations[0]["front"])
+    for obs, obs_cropped in zip(observations, cropped, strict=True):
+        assert np.array_equal(centre.act(obs), full.act(obs_cropped))
+    differs = [not np.array_equal(centre.act(o), full.act(o)) for o in episode(8, seed=4)]
+    assert any(differs)
+
+
+def test_a_checkpoint_with_an_unknown_inference_crop_is_refused(tmp_path):
+    state = checkpoint_state(make_model())
+    state["model_config"]["inference_crop"] = "random"
+    save_checkpoint(tmp_path / "bad.pt", state)
+    with pytest.raises(CheckpointError, match="inference_crop must be one of"):
+        RT1Policy.from_checkpoint(tmp_path / "bad.pt")

@@ -277,6 +277,37 @@ def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_p
     assert steps.is_unique and steps.max() == whole["step"]
 
 
+def test_inference_crop_changes_validation_and_the_policy_never_the_training(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """inference_crop "center": the same weights as without it, validation on centred crops (another loss),
+    and checkpoints that tell the policy to crop; a resumed run may switch it on."""
+    config = tiny_config(
+        tiny_dataset, tmp_path, epochs=1, num_train_episode=2, num_val_episode=1, deterministic=True
+    )
+    path = write_config(tmp_path / "c.json", config)
+    full = run_train(path, "run_name=full")
+    centre = run_train(path, "run_name=centre", "inference_crop=center")
+    assert full["val/loss"] != centre["val/loss"]
+    states = {
+        name: torch.load(tmp_path / name / LAST_CHECKPOINT, weights_only=True) for name in ("full", "centre")
+    }
+    for key, tensor in states["full"]["model"].items():
+        assert torch.equal(tensor, states["centre"]["model"][key]), key
+    assert states["full"]["model_config"]["inference_crop"] == "none"
+    assert states["centre"]["model_config"]["inference_crop"] == "center"
+    assert RT1Policy.from_checkpoint(tmp_path / "centre" / LAST_CHECKPOINT).model.inference_crop == "center"
+    run_train(path, "run_name=part", "max_steps=2")
+    resumed = f"resume_from_checkpoint={tmp_path / 'part' / LAST_CHECKPOINT}"
+    run_train(path, "resume=true", resumed, "inference_crop=center")
+    again = torch.load(tmp_path / "part" / LAST_CHECKPOINT, weights_only=True)
+    assert again["model_config"]["inference_crop"] == "center"
+    for key, tensor in states["full"]["model"].items():
+        assert torch.equal(tensor, again["model"][key]), key
+    with pytest.raises(ConfigError, match="inference_crop must be one of"):
+        load_config(TrainConfig, path, ["inference_crop=random"])
+
+
 def test_resuming_on_other_data_says_so(
     tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

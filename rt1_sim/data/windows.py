@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
 
@@ -31,7 +30,7 @@ from rt1_sim.data.episodes import DatasetError, Episode
 from rt1_sim.data.sources import list_episodes, read_episode
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
-from rt1_sim.preprocess import resize_images
+from rt1_sim.preprocess import crop_and_resize, crop_margin, resize_images
 
 log = logging.getLogger(__name__)
 
@@ -141,21 +140,25 @@ class RandomCrop:
     image's shorter side (the same margin is taken off the longer side)."""
 
     def __init__(self, image_size: tuple[int, int], crop_size: int) -> None:
-        margin = min(image_size) - crop_size
-        if margin < 0:
-            raise ValueError(f"crop_size {crop_size} exceeds the image size {image_size}")
         self.image_size = image_size
-        self.crop = (image_size[0] - margin, image_size[1] - margin)
+        self.margin = crop_margin(image_size, crop_size)
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(T, H, W, 3) uint8 -> (T, H, W, 3) uint8."""
-        (h, w), (ch, cw) = self.image_size, self.crop
-        if (ch, cw) == (h, w):
+        if self.margin == 0:
             return frames
-        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        top, left = int(rng.integers(0, self.margin + 1)), int(rng.integers(0, self.margin + 1))
         # PIL, not torch: a few small images are cheaper without torch's thread pool (and its contention).
-        crops = [Image.fromarray(f[top : top + ch, left : left + cw]) for f in frames]
-        return np.stack([np.asarray(c.resize((w, h), Image.BILINEAR)) for c in crops])
+        return crop_and_resize(frames, top, left, self.margin)
+
+
+class CenterCrop(RandomCrop):
+    """The crop a policy trained with `RandomCrop` sees at inference (`TrainConfig.inference_crop`): the
+    centred one, for validation windows."""
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        half = self.margin // 2
+        return crop_and_resize(frames, half, half, self.margin)
 
 
 class WindowDataset(Dataset):

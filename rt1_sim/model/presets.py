@@ -34,6 +34,9 @@ EFFICIENTNET_STRIDE2_STAGES = (2, 3, 4, 6)
 # The upper bound of a vocabulary whose mistyped value (100000) would allocate far more memory than any
 # machine has before failing with a traceback: far above every published and shipped value (256).
 MAX_VOCAB_SIZE = 4096
+# How a policy prepares a camera frame (TrainConfig.inference_crop, RT1.inference_crop): "none", the full
+# frame; "center", the centred crop of crop_size resized back, at the scale of training's random crops.
+INFERENCE_CROPS = ("none", "center")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class NetworkConfig:
     feed_forward_size: int = 512  # d_model of the transformer (the name is TF's and IO's)
     dropout_rate: float = 0.1
     # Side of the random square crop taken by training augmentation before resizing back to the image size
-    # (IO's key; 236 for 256x320 images there). The model never crops: no augmentation at inference.
+    # (IO's key; 236 for 256x320 images there). The network never crops; a policy whose checkpoint records
+    # inference_crop "center" feeds it the centred crop of this size, resized back.
     crop_size: int = 276
     use_token_learner: bool = True
     # ---- sizes IO hard-coded ----

@@ -23,7 +23,7 @@ from torch import nn
 from envs.spaces import ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES
 from rt1_sim.model.action_tokenizer import ActionTokenizer, action_table_rows
 from rt1_sim.model.film_efficientnet import FiLMEfficientNet
-from rt1_sim.model.presets import NetworkConfig
+from rt1_sim.model.presets import INFERENCE_CROPS, NetworkConfig
 from rt1_sim.model.token_learner import TokenLearner
 from rt1_sim.model.transformer import Transformer, action_read_positions, rt1_attention_mask
 from rt1_sim.preprocess import PROPRIO_SIZE
@@ -68,6 +68,11 @@ class RT1(nn.Module):
         self.cam_view = tuple(cam_view)
         self.time_sequence_length = time_sequence_length
         self.using_proprioception = using_proprioception
+        # How a policy prepares each camera frame after resizing it to the network's size: "center" crops
+        # config.crop_size and resizes back, the scale of training's random crops
+        # (TrainConfig.inference_crop); "none" feeds the full frame. Recorded in model_config; the network
+        # itself never crops.
+        self.inference_crop = "none"
         self.tokenizer = tokenizer if tokenizer is not None else ActionTokenizer(config.vocab_size)
         if self.tokenizer.vocab_size != config.vocab_size:
             raise ValueError(
@@ -251,6 +256,7 @@ def model_config(
             instruction_encoder or {"name": "hash", "size": model.config.language_embedding_size}
         ),
         "default_instruction": default_instruction,
+        "inference_crop": model.inference_crop,
     }
 
 
@@ -262,13 +268,18 @@ def build_model(config: Mapping[str, Any], tokenizer: ActionTokenizer | None = N
     ]
     if missing:
         raise ValueError(f"model_config lacks {missing}")
-    return RT1(
+    crop = config.get("inference_crop", "none")  # checkpoints written before it existed: the full frame
+    if crop not in INFERENCE_CROPS:
+        raise ValueError(f"model_config inference_crop must be one of {INFERENCE_CROPS}, got {crop!r}")
+    model = RT1(
         NetworkConfig.from_dict(config["network"], source="model_config['network']"),
         cam_view=config["cam_view"],
         time_sequence_length=config["time_sequence_length"],
         using_proprioception=config["using_proprioception"],
         tokenizer=tokenizer,
     )
+    model.inference_crop = crop
+    return model
 
 
 def checkpoint_state(

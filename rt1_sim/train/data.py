@@ -16,6 +16,7 @@ from rt1_sim.data.episodes import DatasetError, expand_dataset_roots
 from rt1_sim.data.frame_cache import frame_loader
 from rt1_sim.data.sources import list_episodes
 from rt1_sim.data.windows import (
+    CenterCrop,
     RandomCrop,
     WindowConcat,
     collate_windows,
@@ -127,7 +128,9 @@ def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
             val_folders.append(folder.name)
     augment = RandomCrop(size, network.crop_size) if cfg.augment else None
     train = concat_windows(train_caches, augment=augment, **common)
-    val = concat_windows(val_caches, **common) if val_caches else None
+    # Validation sees what the policy will: the centred crop where the checkpoints tell it to crop.
+    crop = CenterCrop(size, network.crop_size) if cfg.inference_crop == "center" else None
+    val = concat_windows(val_caches, augment=crop, **common) if val_caches else None
     if len(train) == 0:
         raise ConfigError(
             f"{source}: the training episodes give no window (episodes of one frame with predicting_next_ts)"

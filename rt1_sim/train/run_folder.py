@@ -68,6 +68,7 @@ RESUME_MAY_CHANGE = (
     "imagenet_weights",
     "checkpoint_every_steps",
     "precise_bn_batches",
+    "inference_crop",
     "freeze_batchnorm_at_step",  # within the limits `check_batchnorm_freeze` sets
     "log_every_steps",
     "tensorboard",

@@ -156,6 +156,7 @@ def build(
             len(distinct),
             raw.instruction_gain.item(),
         )
+    raw.inference_crop = cfg.inference_crop  # what its checkpoints tell a policy; validation crops the same
     raw = raw.to(device)
     if cfg.imagenet_weights and not cfg.resume:
         try:
