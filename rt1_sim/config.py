@@ -91,6 +91,10 @@ class EvalPolicyConfig:
     expert_noise: float = 0.0  # scripted expert's action noise, fraction of the action bounds
     seed: int = 0  # seeds the random policy and the expert's noise, combined with each episode's seed
     device: str = "cpu"  # where an RT-1 policy runs
+    # How an RT-1 policy prepares its camera frames: "checkpoint", as its checkpoint records
+    # (TrainConfig.inference_crop); "none", the full frame; "center", the centred crop of the network's
+    # crop_size, resized back.
+    inference_crop: str = "checkpoint"
 
     # What the policy is told: the episode's own instruction ("given"), an empty string ("blank") or another
     # episode's of the same suite ("shuffled"): the language ablations of `rt1-sim benchmark`.
@@ -103,6 +107,11 @@ class EvalPolicyConfig:
             )
         if not self.name:
             raise ValueError("policy.name must not be empty")
+        if self.inference_crop not in ("checkpoint", *INFERENCE_CROPS):
+            raise ValueError(
+                f"policy.inference_crop must be one of {('checkpoint', *INFERENCE_CROPS)}, "
+                f"got {self.inference_crop!r}"
+            )
         if self.expert_noise < 0:
             raise ValueError(f"policy.expert_noise must be >= 0, got {self.expert_noise}")
 

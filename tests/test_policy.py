@@ -255,3 +255,17 @@ def test_a_checkpoint_with_an_unknown_inference_crop_is_refused(tmp_path):
     save_checkpoint(tmp_path / "bad.pt", state)
     with pytest.raises(CheckpointError, match="inference_crop must be one of"):
         RT1Policy.from_checkpoint(tmp_path / "bad.pt")
+
+
+def test_an_eval_suite_may_override_the_recorded_crop(tmp_path):
+    """policy.inference_crop: "checkpoint" keeps what the checkpoint records, "none" / "center" replace it;
+    any other value is refused when the suite is read."""
+    from rt1_sim.config import EvalPolicyConfig
+    from rt1_sim.eval.policy_choice import load_rt1
+
+    save_checkpoint(tmp_path / "p.pt", checkpoint_state(make_model()))
+    for crop, expected in (("checkpoint", "none"), ("center", "center"), ("none", "none")):
+        options = EvalPolicyConfig(name=str(tmp_path / "p.pt"), inference_crop=crop)
+        assert load_rt1(tmp_path / "p.pt", options).model.inference_crop == expected
+    with pytest.raises(ValueError, match="policy.inference_crop must be one of"):
+        EvalPolicyConfig(inference_crop="random")

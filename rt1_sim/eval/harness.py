@@ -250,7 +250,7 @@ def evaluate(
     job = launch_environment()
     dist = init_process_group(job, "gloo")
     choice: PolicyChoice = resolve_policy(config.policy.name, config.env_id)
-    rt1 = load_rt1(choice.checkpoint, config.policy.device) if choice.kind == "rt1" else None
+    rt1 = load_rt1(choice.checkpoint, config.policy) if choice.kind == "rt1" else None
     size = (rt1.model.config.image_height, rt1.model.config.image_width) if rt1 is not None else None
     env_options = resolve_env_options(config, size, source, overrides)
     ranges, max_steps = probe_env(config, env_options, blame(source, overrides, "env_options"))

@@ -56,11 +56,15 @@ def resolve_policy(name: str, env_id: str) -> PolicyChoice:
     return PolicyChoice("rt1", Path(name))
 
 
-def load_rt1(checkpoint: Path, device: str) -> RT1Policy:
-    """RT1Policy from a checkpoint; torch is imported here and only here (a bad file: CheckpointError)."""
+def load_rt1(checkpoint: Path, options: EvalPolicyConfig) -> RT1Policy:
+    """RT1Policy from a checkpoint, on options.device, cropping its frames as options.inference_crop says;
+    torch is imported here and only here (a bad file: CheckpointError)."""
     from rt1_sim.policy import RT1Policy
 
-    return RT1Policy.from_checkpoint(checkpoint, device=device)
+    policy = RT1Policy.from_checkpoint(checkpoint, device=options.device)
+    if options.inference_crop != "checkpoint":
+        policy.model.inference_crop = options.inference_crop
+    return policy
 
 
 def episode_seed(policy_seed: int, env_seed: int) -> int:
@@ -80,7 +84,7 @@ def policy_for_episodes(
     if choice.kind == "scripted":
         shared: Policy = make_expert(env, noise=options.expert_noise, seed=options.seed)
     else:
-        shared = rt1 if rt1 is not None else load_rt1(choice.checkpoint, options.device)
+        shared = rt1 if rt1 is not None else load_rt1(choice.checkpoint, options)
     return lambda seed: shared
 
 

@@ -69,7 +69,7 @@ def init_worker(job: EvalJob, rt1: RT1Policy | None = None) -> None:
     ]
     if job.policy.kind == "rt1":
         policy: Any = SharedBatch(
-            rt1 if rt1 is not None else load_rt1(job.policy.checkpoint, job.config.policy.device)
+            rt1 if rt1 is not None else load_rt1(job.policy.checkpoint, job.config.policy)
         )
     else:
         policy = EachEnv([policy_for_episodes(job.policy, job.config.policy, env) for env in envs])
