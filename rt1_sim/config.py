@@ -268,8 +268,8 @@ class TrainConfig:
     amp: str = "bf16"  # autocast dtype on GPU ("bf16", "fp16" with a GradScaler, "none"); CPU runs in fp32
     augment: bool = True  # RT-1's random crop (network crop_size) + resize back, training windows only
     # What the trained policy (and validation) feeds the network (INFERENCE_CROPS): "center", the centred crop
-    # of crop_size resized back, the scale every augmented training frame has (RT-1 does the same); "none",
-    # the full frame, which shows every object smaller than training did. Recorded in each checkpoint's
+    # of crop_size resized back, the scale every augmented training frame has; "none", the full frame (IO's
+    # choice), which shows every object smaller than training did. Recorded in each checkpoint's
     # model_config; changes no step of training.
     inference_crop: str = "none"
     # rt1_sim.model.instruction encoder for Episode.instruction: "use" (RT-1's Universal Sentence Encoder,
@@ -383,6 +383,11 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {AMP_DTYPES}, got {self.amp!r}")
         if self.inference_crop not in INFERENCE_CROPS:
             raise ValueError(f"inference_crop must be one of {INFERENCE_CROPS}, got {self.inference_crop!r}")
+        if self.inference_crop == "center" and not self.augment:
+            raise ValueError(
+                'inference_crop "center" gives the policy the scale of training\'s random crops, and augment '
+                'false trains on full frames: set augment true or inference_crop "none"'
+            )
         if self.frame_cache not in FRAME_CACHE_MODES:
             raise ValueError(f"frame_cache must be one of {FRAME_CACHE_MODES}, got {self.frame_cache!r}")
         try:

@@ -31,7 +31,7 @@ def resize_images(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def crop_margin(image_size: tuple[int, int], crop_size: int) -> int:
-    """Pixels taken off each dimension by a crop of `crop_size` on the image's shorter side (RT-1's training
+    """Pixels taken off each dimension by a crop of `crop_size` on the image's shorter side (the training
     crop and the centre crop of a policy trained with it)."""
     margin = min(image_size) - crop_size
     if margin < 0:
@@ -54,9 +54,9 @@ def crop_and_resize(frames: np.ndarray, top: int, left: int, margin: int) -> np.
 
 def center_crop(frames: np.ndarray, crop_size: int) -> np.ndarray:
     """uint8 frames (..., H, W, 3) -> the same shape: the centred crop of `crop_size` on the shorter side,
-    resized back. What a policy trained on RT-1's random crops (`RandomCrop`) sees at the same scale: those
-    crops magnify every frame by H / (H - margin), and a full frame would show every object smaller than any
-    frame training saw."""
+    resized back. What a policy trained on random crops resized back (`RandomCrop`, IO's augmentation) sees at
+    the same scale: those crops magnify every frame by H / (H - margin), and a full frame would show every
+    object smaller than any frame training saw."""
     frames = np.asarray(frames)
     margin = crop_margin(frames.shape[-3:-1], crop_size)
     return crop_and_resize(frames, margin // 2, margin // 2, margin)

@@ -240,7 +240,7 @@ def test_a_center_cropping_checkpoint_feeds_the_network_the_centred_crop(tmp_pat
     full = RT1Policy.from_checkpoint(tmp_path / "old.pt")
     assert centre.model.inference_crop == "center" and full.model.inference_crop == "none"
     observations = episode(8, seed=3)
-    crop = CenterCrop((SIZE, SIZE), SIZE - 6)
+    crop = CenterCrop(SIZE - 6)
     cropped = [{k: crop(v[None])[0] if k in CAMERA_NAMES else v for k, v in o.items()} for o in observations]
     assert not np.array_equal(cropped[0]["front"], observations[0]["front"])
     for obs, obs_cropped in zip(observations, cropped, strict=True):

@@ -191,3 +191,25 @@ def test_freezing_batchnorm_needs_precise_bn(tmp_path: Path):
     path.write_text(json.dumps(_config(tmp_path, tmp_path, freeze_batchnorm_at_step=5)))
     with pytest.raises(ConfigError, match="freeze_batchnorm_at_step needs precise_bn_batches"):
         load_config(TrainConfig, path)
+
+
+def test_freezing_at_the_end_of_an_epoch_resumes_bit_exactly(tiny_tabletop_root: Path, tmp_path: Path):
+    """Frozen at an epoch's last step, the statistics are those a run resumed from that step's checkpoint
+    computes (its data already on the next epoch's crops)."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_config(tiny_tabletop_root, tmp_path, precise_bn_batches=2)))
+    steps = _train(path, "run_name=one")["steps"]  # one epoch
+    settings = ("epochs=2", f"freeze_batchnorm_at_step={steps}")
+    _train(path, "run_name=whole", *settings)
+    _train(path, "run_name=part", *settings, f"max_steps={steps}")
+    part = torch.load(tmp_path / "part" / LAST_CHECKPOINT, weights_only=True)
+    assert (part["step"], part["epoch"], part["epoch_step"]) == (steps, 1, 0)
+    checkpoint = f"resume_from_checkpoint={tmp_path / 'part' / LAST_CHECKPOINT}"
+    _train(path, "resume=true", checkpoint, *settings, "max_steps=null")
+    whole = torch.load(tmp_path / "whole" / LAST_CHECKPOINT, weights_only=True)
+    again = torch.load(tmp_path / "part" / LAST_CHECKPOINT, weights_only=True)
+    assert whole["step"] == again["step"] == 2 * steps
+    for key, tensor in whole["model"].items():
+        assert torch.equal(tensor, again["model"][key]), key
+        if key.endswith("running_mean"):
+            assert torch.equal(tensor, part["model"][key]), key  # step `steps`'s PreciseBN statistics

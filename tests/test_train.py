@@ -278,7 +278,7 @@ def test_resume_continues_at_the_next_step_bit_exactly(tiny_dataset: Path, tmp_p
 
 
 def test_inference_crop_changes_validation_and_the_policy_never_the_training(
-    tiny_dataset: Path, tmp_path: Path
+    tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """inference_crop "center": the same weights as without it, validation on centred crops (another loss),
     and checkpoints that tell the policy to crop; a resumed run may switch it on."""
@@ -299,13 +299,17 @@ def test_inference_crop_changes_validation_and_the_policy_never_the_training(
     assert RT1Policy.from_checkpoint(tmp_path / "centre" / LAST_CHECKPOINT).model.inference_crop == "center"
     run_train(path, "run_name=part", "max_steps=2")
     resumed = f"resume_from_checkpoint={tmp_path / 'part' / LAST_CHECKPOINT}"
-    run_train(path, "resume=true", resumed, "inference_crop=center")
+    with caplog.at_level(logging.INFO, logger="rt1_sim.train.checkpoints"):
+        run_train(path, "resume=true", resumed, "inference_crop=center")
+    assert "checkpoint_best starts over" in caplog.text  # its losses came from full frames
     again = torch.load(tmp_path / "part" / LAST_CHECKPOINT, weights_only=True)
     assert again["model_config"]["inference_crop"] == "center"
     for key, tensor in states["full"]["model"].items():
         assert torch.equal(tensor, again["model"][key]), key
     with pytest.raises(ConfigError, match="inference_crop must be one of"):
         load_config(TrainConfig, path, ["inference_crop=random"])
+    with pytest.raises(ConfigError, match="augment false trains on full frames"):
+        load_config(TrainConfig, path, ["inference_crop=center", "augment=false"])
 
 
 def test_resuming_on_other_data_says_so(

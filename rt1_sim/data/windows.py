@@ -30,7 +30,7 @@ from rt1_sim.data.episodes import DatasetError, Episode
 from rt1_sim.data.sources import list_episodes, read_episode
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
-from rt1_sim.preprocess import crop_and_resize, crop_margin, resize_images
+from rt1_sim.preprocess import center_crop, crop_and_resize, crop_margin, resize_images
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,10 @@ def load_frame_cache(
 
 
 class RandomCrop:
-    """RT-1 / IO training augmentation: one random crop per camera and window (the same for its T frames, so
-    the motion between frames is kept), resized back to the full image. The crop is `crop_size` on the
-    image's shorter side (the same margin is taken off the longer side)."""
+    """IO's training augmentation: one random crop per camera and window (the same for its T frames, so the
+    motion between frames is kept), resized back to the full image, so the scene is also magnified (RT-1's
+    TF code pads and crops back instead: a shift alone). The crop is `crop_size` on the image's shorter side
+    (the same margin is taken off the longer side)."""
 
     def __init__(self, image_size: tuple[int, int], crop_size: int) -> None:
         self.image_size = image_size
@@ -152,13 +153,15 @@ class RandomCrop:
         return crop_and_resize(frames, top, left, self.margin)
 
 
-class CenterCrop(RandomCrop):
-    """The crop a policy trained with `RandomCrop` sees at inference (`TrainConfig.inference_crop`): the
-    centred one, for validation windows."""
+class CenterCrop:
+    """The frames a policy trained with `RandomCrop` sees when its checkpoint records inference_crop "center"
+    (`center_crop`): what validation windows get."""
+
+    def __init__(self, crop_size: int) -> None:
+        self.crop_size = crop_size
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        half = self.margin // 2
-        return crop_and_resize(frames, half, half, self.margin)
+        return center_crop(frames, self.crop_size)
 
 
 class WindowDataset(Dataset):
@@ -168,7 +171,8 @@ class WindowDataset(Dataset):
     "actions": (T, A) float32 (the continuous targets), "instruction": (E,) float32}, and, when the cache
     holds them, "states": (T, STATE_SIZE) float32 privileged positions with "state_mask" (T, STATE_SIZE) bool
     (False at padding and where the dataset logs none).
-    `augment` (training only) crops every window with a generator seeded by (seed, epoch, item): the data of
+    `augment` (`RandomCrop` for training windows, `CenterCrop` for validation where the policy crops) crops
+    every window with a generator seeded by (seed, epoch, item): the data of
     an epoch does not depend on worker count, order of loading, or where a run was resumed. `index_offset` is
     added to the item for that seed: the windows of several datasets, concatenated (`WindowConcat`), are
     seeded by their index in the concatenation.
@@ -181,7 +185,7 @@ class WindowDataset(Dataset):
         predicting_next_ts: bool,
         tokenizer: ActionTokenizer,
         instruction_encoder: InstructionEncoder,
-        augment: RandomCrop | None = None,
+        augment: RandomCrop | CenterCrop | None = None,
         seed: int = 0,
         index_offset: int = 0,
     ) -> None:

@@ -150,6 +150,14 @@ def resume(t: Trainer, state: dict[str, Any] | None = None) -> None:
         best_val_loss=state.get("best_val_loss", math.inf),
         seconds_before=state.get("seconds", 0.0),
     )
+    crop = state["model_config"].get("inference_crop", "none")
+    if crop != t.cfg.inference_crop and t.state.best_val_loss < math.inf:
+        log.info(
+            "inference_crop %s, %s before: validation now sees other frames, so checkpoint_best starts over",
+            t.cfg.inference_crop,
+            crop,
+        )
+        t.state.best_val_loss = math.inf
     s = t.state
     log.info(
         "resumed from %s after step %d: continuing at step %d (epoch %d, batch %d)",

@@ -129,7 +129,7 @@ def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
     augment = RandomCrop(size, network.crop_size) if cfg.augment else None
     train = concat_windows(train_caches, augment=augment, **common)
     # Validation sees what the policy will: the centred crop where the checkpoints tell it to crop.
-    crop = CenterCrop(size, network.crop_size) if cfg.inference_crop == "center" else None
+    crop = CenterCrop(network.crop_size) if cfg.inference_crop == "center" else None
     val = concat_windows(val_caches, augment=crop, **common) if val_caches else None
     if len(train) == 0:
         raise ConfigError(

@@ -219,6 +219,8 @@ def validate_and_log(t: Trainer, epoch: float) -> bool:
     blank = torch.as_tensor(t.data.instruction_encoder(""), dtype=torch.float32)
     network = t.policy_network()  # what checkpoint_last holds: PreciseBN statistics where the run uses them
     metrics, part_losses = validate(network, t.data.val, t.cfg, t.device, t.job, t.autocast, blank, t.head)
+    if network is t.raw and t.raw.training:
+        t.train_mode()  # validate restored training mode everywhere, frozen BatchNorm layers included
     t.last["val"] = metrics
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.count("/") == 1)
     log.info("epoch %g, step %d: %s", epoch, t.state.step, summary)

@@ -73,9 +73,17 @@ class Trainer:
         if self.calibrated is None or self.calibrated[0] != self.state.step:
             seed = (self.cfg.seed * 1_000_003 + self.state.step) % 2**63
             policy = copy.deepcopy(self.raw)
-            precise_batchnorm(
-                policy, self.data.train, batches, self.cfg.batch_size, seed, self.device, self.autocast
-            )
+            windows = self.data.train
+            training_epoch = windows.datasets[0].epoch
+            # Windows cropped as in the epoch of the next step, which a checkpoint records: after an epoch's
+            # last step, a resumed run (its data already on the next epoch) calibrates the same windows.
+            windows.set_epoch(self.state.epoch)
+            try:
+                precise_batchnorm(
+                    policy, windows, batches, self.cfg.batch_size, seed, self.device, self.autocast
+                )
+            finally:
+                windows.set_epoch(training_epoch)
             self.calibrated = (self.state.step, policy)
         return self.calibrated[1]
 
