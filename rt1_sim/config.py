@@ -266,7 +266,7 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW's default, as IO uses it
     grad_clip_norm: float = 1.0  # max global gradient norm; 0 disables clipping
     amp: str = "bf16"  # autocast dtype on GPU ("bf16", "fp16" with a GradScaler, "none"); CPU runs in fp32
-    augment: bool = True  # RT-1's random crop (network crop_size) + resize back, training windows only
+    augment: bool = True  # IO's random crop (network crop_size) + resize back, training windows only
     # What the trained policy (and validation) feeds the network (INFERENCE_CROPS): "center", the centred crop
     # of crop_size resized back, the scale every augmented training frame has; "none", the full frame (IO's
     # choice), which shows every object smaller than training did. Recorded in each checkpoint's

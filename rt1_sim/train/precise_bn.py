@@ -5,9 +5,10 @@ average (momentum 0.1) of them for inference. A batch of 16 history windows hold
 statistics are noisy, and the average trails weights that Adam moves at every step. `precise_batchnorm`
 recomputes them with the network fixed: the plain average over many training batches, each normalised as in
 training (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021, call this PreciseBN). For the multi-task
-policy it is not enough: statistics averaged over all six families leave its x/y commands at chance on its own
-`pick` windows, as the moving averages do, while the statistics of any training batch or of `pick` windows
-alone give 62-79% sign agreement (docs/multitask_runs.md).
+policy it was not enough: with full frames, statistics averaged over all six families left its x/y commands at
+chance on its own `pick` windows. Batch statistics partly hid a second mismatch, the scale of the frames
+(`TrainConfig.inference_crop`). `TrainConfig.freeze_batchnorm_at_step` then trains on with these statistics
+fixed (docs/multitask_runs.md).
 
 It draws no number from torch's global generator and changes no weight: only the BatchNorm buffers of the
 module it is given. A training run calibrates a copy of its network for each checkpoint and keeps its own
