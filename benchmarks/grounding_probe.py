@@ -10,7 +10,10 @@ object among 1-3 others that share its colour or its shape), the first object th
 - success within the `--steps` cut.
 
     python benchmarks/grounding_probe.py --policy runs/NAME/checkpoint_last.pt [--policy scripted]
-        [--episodes 30] [--seed-start 3200000] [--steps 60] [--crop checkpoint] [--radius 0.03] [--json]
+        [--episodes 30] [--seed-start 3200000] [--steps 60] [--crop checkpoint] [--radius 0.03]
+        [--option num_distractors=[1,1]] [--json]
+
+`--option KEY=VALUE` sets a `pick` scene option (envs/tasks/common.py: TaskOptions; the value read as JSON).
 
 Seeds 3200000 on are the tabletop validation scenes the multi-task probes use (docs/multitask_runs.md).
 """
@@ -27,6 +30,7 @@ import numpy as np
 import envs  # noqa: F401  (registers PandaTabletop-v0)
 from rt1_sim.cli import positive_int
 from rt1_sim.config import EvalPolicyConfig
+from rt1_sim.config_loader import parse_override
 from rt1_sim.eval.policy_choice import load_rt1
 from rt1_sim.eval.stats import wilson_interval
 from rt1_sim.policy import RandomPolicy, make_expert
@@ -54,7 +58,8 @@ def kind_of(task, name: str | None) -> str:
 
 
 def probe(policy_name: str, args: argparse.Namespace) -> dict:
-    env = gym.make("PandaTabletop-v0", task="pick")
+    options = dict(parse_override(text) for text in args.option)
+    env = gym.make("PandaTabletop-v0", task="pick", **options)
     if policy_name == "scripted":
         policy = make_expert(env, noise=0.0, seed=0)
     elif policy_name == "random":
@@ -101,6 +106,7 @@ def main() -> None:
     parser.add_argument("--steps", type=positive_int, default=60)
     parser.add_argument("--crop", default="checkpoint", choices=("checkpoint", "none", "center"))
     parser.add_argument("--radius", type=float, default=0.03, help="metres, in x and y")
+    parser.add_argument("--option", action="append", default=[], help="a pick scene option KEY=VALUE")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     import torch
@@ -110,7 +116,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"pick scenes {args.seed_start}..{args.seed_start + args.episodes - 1}, first {args.steps} steps")
+    options = f" ({', '.join(args.option)})" if args.option else ""
+    last = args.seed_start + args.episodes - 1
+    print(f"pick scenes {args.seed_start}..{last}{options}, first {args.steps} steps")
     for row in rows:
         first = ", ".join(f"{k} {v}" for k, v in row["first"].items())
         low, high = row["target_first_wilson95"]
