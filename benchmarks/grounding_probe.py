@@ -114,7 +114,8 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = [probe(name, args) for name in args.policy]
     if args.json:
-        print(json.dumps(rows))
+        setting = {"seed_start": args.seed_start, "episodes": args.episodes, "steps": args.steps}
+        print(json.dumps({**setting, "options": args.option, "policies": rows}))
         return
     options = f" ({', '.join(args.option)})" if args.option else ""
     last = args.seed_start + args.episodes - 1
