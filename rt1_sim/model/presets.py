@@ -166,25 +166,6 @@ PRESETS: dict[str, NetworkConfig] = {
         stochastic_depth_rate=0.1,
         token_learner_hidden_size=32,
     ),
-    # The `cpu` preset's transformer on EfficientNet-Lite0 (full width and depth) cut after stage 5, the
-    # stages ImageNet weights exist for at this size: 11 MBConv blocks, 112 channels, a 6x6 map at 96x96; a
-    # new 1x1 head to 448 channels. With `imagenet_weights: "lite0"` the trunk starts from ImageNet.
-    "cpu_lite0": NetworkConfig(
-        token_embedding_size_per_image=128,
-        num_layers=4,
-        layer_size=32,
-        num_heads=4,
-        feed_forward_size=128,
-        crop_size=88,
-        image_height=96,
-        image_width=96,
-        efficientnet_width_mult=1.0,
-        efficientnet_depth_mult=1.0,
-        efficientnet_stages=5,
-        efficientnet_family="lite",
-        stochastic_depth_rate=0.1,
-        token_learner_hidden_size=32,
-    ),
     # Smallest member, for smoke runs and tests: still consumes the env's 96x96 images.
     "micro": NetworkConfig(
         token_embedding_size_per_image=32,
@@ -204,6 +185,14 @@ PRESETS: dict[str, NetworkConfig] = {
         token_learner_hidden_size=16,
     ),
 }
+
+
+# The `cpu` preset on EfficientNet-Lite0 (full width and depth, cut after stage 5 as `cpu` is): 11 MBConv
+# blocks, 112 channels, a 6x6 map at 96x96, then a new 1x1 head to 448 channels. With `imagenet_weights:
+# "lite0"` the trunk starts from ImageNet.
+PRESETS["cpu_lite0"] = dataclasses.replace(
+    PRESETS["cpu"], efficientnet_width_mult=1.0, efficientnet_depth_mult=1.0, efficientnet_family="lite"
+)
 
 
 def get_preset(name: str, **overrides: Any) -> NetworkConfig:
