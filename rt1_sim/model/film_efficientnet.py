@@ -350,8 +350,8 @@ def _rename_packaged_lite(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
                 "_bn2": 2,
             }
             layer, tensor = parts[2], parts[3]
-            if layer not in slots:
-                out[key] = value  # foreign: reported as unexpected
+            if layer not in slots:  # e.g. an EfficientNet-B file's squeeze-excitation: reported as unexpected
+                out[f"features.{stage}.{j}.block.{layer}.{tensor}"] = value
                 continue
             index = slots[layer] - (0 if expands else 1)
             inner = 0 if layer.endswith("conv") else 1

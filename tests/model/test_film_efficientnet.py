@@ -156,6 +156,10 @@ def test_lite_weights_in_the_package_layout_load_into_a_cut_trunk(tmp_path):
     torch.testing.assert_close(own["features.2.1.block.2.0.weight"], state["_blocks.2._project_conv.weight"])
     torch.testing.assert_close(net.features[3][0].weight, head_before)  # the cut trunk's new head is its own
 
+    with_se = {**state, "_blocks.1._se_reduce.weight": torch.randn(4, 96, 1, 1)}  # an EfficientNet-B file
+    torch.save(with_se, path)
+    with pytest.raises(ValueError, match="unexpected .*features.2.0.block._se_reduce.weight"):
+        FiLMEfficientNet(config).load_imagenet_weights(path)
     del state["_blocks.1._bn1.running_var"]
     torch.save(state, path)
     with pytest.raises(
