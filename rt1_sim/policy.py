@@ -106,8 +106,11 @@ class RT1Policy:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         size = model.config.language_embedding_size
-        # Memoised: each distinct instruction is embedded once, not at every reset.
-        self.instruction_encoder = cached_encoder(instruction_encoder or HashInstructionEncoder(size))
+        # Memoised: each distinct instruction is embedded once, not at every reset. (`is None`, not `or`: a
+        # memoised encoder that has embedded nothing yet has length 0, and is falsy.)
+        if instruction_encoder is None:
+            instruction_encoder = HashInstructionEncoder(size)
+        self.instruction_encoder = cached_encoder(instruction_encoder)
         if self.instruction_encoder.size != size:
             raise ValueError(
                 f"instruction encoder gives {self.instruction_encoder.size} values, model takes {size}"

@@ -15,7 +15,7 @@ from rt1_sim.checkpoint import CheckpointError, save_checkpoint
 from rt1_sim.data.windows import CenterCrop
 from rt1_sim.model import RT1, checkpoint_state
 from rt1_sim.model.film_efficientnet import FiLM
-from rt1_sim.model.instruction import ZeroInstructionEncoder
+from rt1_sim.model.instruction import ZeroInstructionEncoder, _shared_encoder, make_instruction_encoder
 from rt1_sim.model.presets import get_preset
 from rt1_sim.policy import Policy, RT1Policy
 from rt1_sim.preprocess import PROPRIO_SIZE, observation_to_tensors, stack_observations
@@ -168,6 +168,20 @@ def test_from_checkpoint_gives_the_same_actions(tmp_path):
     assert loaded.instruction == "pick up the red cube"
     for obs in episode(4):
         np.testing.assert_array_equal(loaded.act(obs), original.act(obs))
+
+
+@pytest.mark.parametrize("name", ["zeros", "hash"])
+def test_from_checkpoint_embeds_with_the_recorded_encoder_in_a_fresh_process(tmp_path, name):
+    """The recorded encoder, not the hash fallback, even when nothing in the process has embedded an
+    instruction yet (a memoised encoder with no instruction cached is empty, and must not count as none)."""
+    model = make_model()
+    path = tmp_path / "rt1.pt"
+    save_checkpoint(path, checkpoint_state(model, {"name": name, "size": 512}, "pick up the red cube"))
+    _shared_encoder.cache_clear()  # as in a new process: the shared memoised encoders are empty
+    loaded = RT1Policy.from_checkpoint(path)
+    assert loaded.instruction_encoder.name == name
+    expected = make_instruction_encoder(name, 512)("pick up the red cube")
+    np.testing.assert_array_equal(loaded._context.numpy(), expected)
 
 
 def test_a_checkpoint_with_another_action_table_is_refused(tmp_path):
