@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.geometry import wrist_camera
 from envs.sim import Sim
 
 # pybullet_data's Panda with its collision meshes as visuals: same robot, 7x cheaper to render (its README).
@@ -157,7 +158,4 @@ class Panda:
     def wrist_camera_pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(eye, target, up) of a camera fixed to the hand: beside the palm, looking past the fingertips."""
         pos, orn = self.ee_pose()
-        rot = np.asarray(self.sim.client.getMatrixFromQuaternion(orn)).reshape(3, 3)
-        forward, side = rot[:, 2], rot[:, 0]  # hand z (along the fingers), hand x (across the palm)
-        eye = pos - 0.09 * forward + 0.07 * side
-        return eye, pos + 0.08 * forward, side
+        return wrist_camera(pos, np.asarray(self.sim.client.getMatrixFromQuaternion(orn)).reshape(3, 3))
