@@ -6,6 +6,7 @@ the network's image size, opened with `np.memmap` by every run, rank and DataLoa
   <view>.npy       (N, H, W, 3) uint8, frame j of episode k at row starts[k] + j
   actions.npy      (N, ACTION_SIZE) float32
   states.npy       (N, STATE_SIZE) float32: target and goal positions (rt1_sim.data.windows.episode_states)
+  hands.npy        (N, HAND_SIZE) float32: the hand's pose (rt1_sim.data.windows.episode_hands)
   index.json       key, starts, instructions, file sizes and a CRC-32 per episode and file; written last
 frames_<H>x<W>_<view+view>.lock                            (fcntl.flock: one process builds, the others wait)
 ```
@@ -41,18 +42,20 @@ from tqdm import tqdm
 from envs.spaces import ACTION_SIZE
 from rt1_sim.config import FRAME_CACHE_MODES
 from rt1_sim.data.episodes import CACHE_SUFFIX, DATASET_INFO_FILE, EPISODE_DIR, RGB_DIR, DatasetError
+from rt1_sim.data.keypoints import HAND_SIZE
 from rt1_sim.data.sources import content_stats, list_episodes, read_episode
-from rt1_sim.data.windows import STATE_SIZE, FrameCache, episode_states, load_frame_cache
+from rt1_sim.data.windows import STATE_SIZE, FrameCache, episode_hands, episode_states, load_frame_cache
 from rt1_sim.files import disk_full_as_error
 from rt1_sim.outputs import FileLock
 from rt1_sim.preprocess import resize_images
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: states.npy
+FORMAT_VERSION = 3  # 2: states.npy; 3: hands.npy
 INDEX_FILE = "index.json"
 ACTIONS_FILE = "actions.npy"
 STATES_FILE = "states.npy"
+HANDS_FILE = "hands.npy"
 TMP_PREFIX = ".tmp_"
 
 
@@ -123,6 +126,7 @@ class FrameStore:
     actions: np.ndarray  # (N, ACTION_SIZE) float32
     instructions: list[str]
     states: np.ndarray  # (N, STATE_SIZE) float32
+    hands: np.ndarray  # (N, HAND_SIZE) float32
 
     def select(self, episodes: Sequence[int]) -> FrameCache:
         """The FrameCache of `episodes` (dataset indices, in this order), frames read from the cache files."""
@@ -146,6 +150,7 @@ class FrameStore:
             instructions=[self.instructions[i] for i in ids],
             episodes=list(episodes),
             states=self.states[np.asarray(rows, np.int64)],
+            hands=self.hands[np.asarray(rows, np.int64)],
         )
 
 
@@ -322,7 +327,8 @@ def _open_valid(
         if reason:
             return None, reason
     actions, states = np.load(folder / ACTIONS_FILE), np.load(folder / STATES_FILE)
-    return FrameStore(folder, views, starts, actions, index["instructions"], states), ""
+    hands = np.load(folder / HANDS_FILE)
+    return FrameStore(folder, views, starts, actions, index["instructions"], states, hands), ""
 
 
 def _check_file(path: Path, entry: dict[str, Any], starts: np.ndarray, verify: bool) -> str:
@@ -367,7 +373,7 @@ def _build(
         )
     for stale in folder.glob(f"{TMP_PREFIX}*"):  # left by a build that was killed
         stale.unlink()
-    names = [f"{v}.npy" for v in views] + [ACTIONS_FILE, STATES_FILE]
+    names = [f"{v}.npy" for v in views] + [ACTIONS_FILE, STATES_FILE, HANDS_FILE]
     tmp = {name: folder / f"{TMP_PREFIX}{name}" for name in names}
     try:
         with disk_full_as_error(folder):  # the free-space check above cannot see other writers
@@ -419,6 +425,7 @@ def _write_frames(
     }
     actions = np.zeros((total, ACTION_SIZE), np.float32)
     states = np.zeros((total, STATE_SIZE), np.float32)
+    hands = np.zeros((total, HAND_SIZE), np.float32)
     crcs: dict[str, list[int]] = {name: [] for name in tmp}
     instructions, row = [], 0
     bar = tqdm(
@@ -439,6 +446,8 @@ def _write_frames(
         crcs[ACTIONS_FILE].append(zlib.crc32(actions[row : row + length]))
         states[row : row + length] = episode_states(episode)
         crcs[STATES_FILE].append(zlib.crc32(states[row : row + length]))
+        hands[row : row + length] = episode_hands(episode)
+        crcs[HANDS_FILE].append(zlib.crc32(hands[row : row + length]))
         instructions.append(episode.instruction)
         row += length
     for v in views:
@@ -446,6 +455,7 @@ def _write_frames(
     del frames  # unmapped: the files are complete
     np.save(tmp[ACTIONS_FILE], actions)
     np.save(tmp[STATES_FILE], states)
+    np.save(tmp[HANDS_FILE], hands)
     return {name: _file_entry(path, crcs[name]) for name, path in tmp.items()}, instructions
 
 

@@ -25,8 +25,10 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
 
+from envs.geometry import hand_poses
 from envs.spaces import ACTION_SIZE, JOINT_COLUMNS
 from rt1_sim.data.episodes import DatasetError, Episode
+from rt1_sim.data.keypoints import HAND_SIZE, CameraGeometry, crop_pixels, frame_pixels
 from rt1_sim.data.sources import list_episodes, read_episode
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import InstructionEncoder, cached_encoder
@@ -47,6 +49,12 @@ def episode_states(episode: Episode) -> np.ndarray:
     target = episode.raw_states[:, len(JOINT_COLUMNS) : len(JOINT_COLUMNS) + 3]
     goal = episode.goals if episode.goals is not None else np.full((len(episode), 3), np.nan)
     return np.concatenate([target, goal], axis=1).astype(np.float32)
+
+
+def episode_hands(episode: Episode) -> np.ndarray:
+    """(L, HAND_SIZE) float32: the end effector's position and xyzw quaternion per frame, from the logged
+    joints (results_raw.csv's joint_0..8) by forward kinematics."""
+    return hand_poses(episode.raw_states[:, : len(JOINT_COLUMNS)]).astype(np.float32)
 
 
 def split_episodes(
@@ -86,6 +94,7 @@ class FrameCache:
     instructions: list[str]  # per episode
     episodes: list[int]  # dataset index (data_XXX) of each episode
     states: np.ndarray | None = None  # (N, STATE_SIZE) float32 (`episode_states`); None: not loaded
+    hands: np.ndarray | None = None  # (N, HAND_SIZE) float32 (`episode_hands`); None: not loaded
 
     @property
     def lengths(self) -> np.ndarray:
@@ -107,7 +116,7 @@ def load_frame_cache(
     file); frames of another size are resized to `image_size` (H, W) here, once."""
     lengths = list_episodes(root, views)
     frames: dict[str, list[np.ndarray]] = {v: [] for v in views}
-    actions, states, instructions, starts = [], [], [], [0]
+    actions, states, hands, instructions, starts = [], [], [], [], [0]
     resized = False
     for index in tqdm(episodes, desc="decode episodes", unit="ep", disable=not progress, mininterval=1.0):
         if not 0 <= index < len(lengths):
@@ -118,6 +127,7 @@ def load_frame_cache(
             frames[v].append(resize_images(episode.images[v], image_size))
         actions.append(episode.actions)
         states.append(episode_states(episode))
+        hands.append(episode_hands(episode))
         instructions.append(episode.instruction)
         starts.append(starts[-1] + len(episode))
     if resized:
@@ -131,6 +141,7 @@ def load_frame_cache(
         instructions=instructions,
         episodes=list(episodes),
         states=np.concatenate(states) if states else np.zeros((0, STATE_SIZE), np.float32),
+        hands=np.concatenate(hands) if hands else np.zeros((0, HAND_SIZE), np.float32),
     )
 
 
@@ -144,13 +155,22 @@ class RandomCrop:
         self.image_size = image_size
         self.margin = crop_margin(image_size, crop_size)
 
-    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(T, H, W, 3) uint8 -> (T, H, W, 3) uint8."""
+    def offsets(self, rng: np.random.Generator | None) -> tuple[int, int]:
+        """(top, left) of a crop, drawn from `rng` (nothing is drawn without a margin)."""
+        if self.margin == 0 or rng is None:
+            return 0, 0
+        return int(rng.integers(0, self.margin + 1)), int(rng.integers(0, self.margin + 1))
+
+    def apply(self, frames: np.ndarray, offsets: tuple[int, int]) -> np.ndarray:
+        """(T, H, W, 3) uint8 -> (T, H, W, 3) uint8: the crop at `offsets`, resized back."""
         if self.margin == 0:
             return frames
-        top, left = int(rng.integers(0, self.margin + 1)), int(rng.integers(0, self.margin + 1))
         # PIL, not torch: a few small images are cheaper without torch's thread pool (and its contention).
-        return crop_and_resize(frames, top, left, self.margin)
+        return crop_and_resize(frames, *offsets, self.margin)
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(T, H, W, 3) uint8 -> (T, H, W, 3) uint8."""
+        return self.apply(frames, self.offsets(rng))
 
 
 class CenterCrop:
@@ -159,6 +179,11 @@ class CenterCrop:
 
     def __init__(self, crop_size: int) -> None:
         self.crop_size = crop_size
+
+    def crop(self, image_size: tuple[int, int]) -> tuple[tuple[int, int], int]:
+        """((top, left), margin) of the centred crop of a frame of `image_size` (H, W)."""
+        margin = crop_margin(image_size, self.crop_size)
+        return (margin // 2, margin // 2), margin
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         return center_crop(frames, self.crop_size)
@@ -170,7 +195,9 @@ class WindowDataset(Dataset):
     Item: {"images": (T, V, H, W, 3) uint8, "valid": (T,) bool, "tokens": (T, A) int64 action tokens,
     "actions": (T, A) float32 (the continuous targets), "instruction": (E,) float32}, and, when the cache
     holds them, "states": (T, STATE_SIZE) float32 privileged positions with "state_mask" (T, STATE_SIZE) bool
-    (False at padding and where the dataset logs none).
+    (False at padding and where the dataset logs none); with `keypoints` ((camera geometry, K)),
+    "keypoints": (T, V, K, 2) float32 (row, column) pixels of target, goal and gripper in each camera's
+    (cropped) frame, with "keypoint_mask" (T, V, K) bool (False at padding and for points off the image).
     `augment` (`RandomCrop` for training windows, `CenterCrop` for validation where the policy crops) crops
     every window with a generator seeded by (seed, epoch, item): the data of
     an epoch does not depend on worker count, order of loading, or where a run was resumed. `index_offset` is
@@ -188,6 +215,7 @@ class WindowDataset(Dataset):
         augment: RandomCrop | CenterCrop | None = None,
         seed: int = 0,
         index_offset: int = 0,
+        keypoints: tuple[CameraGeometry, int] | None = None,
     ) -> None:
         self.cache = cache
         self.index_offset = index_offset
@@ -208,6 +236,14 @@ class WindowDataset(Dataset):
         self.actions = np.roll(cache.actions, -shift, axis=0) if shift else cache.actions  # (N, A)
         self.tokenizer = tokenizer
         self.tokens = tokenizer.tokenize(self.actions)  # (N, A) int64, with the model's vocabulary
+        # Keypoint labels ((geometry, number of maps)): every frame's full-frame pixels, once.
+        self.pixels = None
+        if keypoints is not None:
+            if cache.states is None or cache.hands is None:
+                raise DatasetError("keypoint labels need the frames' logged states and hand poses")
+            geometry, num_maps = keypoints
+            size = cache.frames[cache.views[0]].shape[1:3]
+            self.pixels = frame_pixels(cache.states, cache.hands, cache.views, geometry, num_maps, size)
         encode = cached_encoder(instruction_encoder)  # once per distinct instruction, not per episode
         self.instructions = (
             np.stack([encode(s) for s in cache.instructions]).astype(np.float32)
@@ -232,9 +268,19 @@ class WindowDataset(Dataset):
             rng = np.random.default_rng((self.seed, self.epoch, self.index_offset + index))
         size = cache.frames[cache.views[0]].shape[1:]  # (H, W, 3)
         images = np.zeros((t, len(cache.views), *size), np.uint8)  # (T, V, H, W, 3), left-padded
+        crops = []  # ((top, left), margin) of each camera's crop, for the keypoint labels
         for i, v in enumerate(cache.views):
             frames = cache.frames[v][first : end + 1]  # (n, H, W, 3)
-            images[t - n :, i] = self.augment(frames, rng) if rng is not None else frames
+            if isinstance(self.augment, RandomCrop):
+                offsets = self.augment.offsets(rng)
+                images[t - n :, i] = self.augment.apply(frames, offsets)
+                crops.append((offsets, self.augment.margin))
+            elif self.augment is not None:
+                images[t - n :, i] = self.augment(frames, rng)
+                crops.append(self.augment.crop(size[:2]))
+            else:
+                images[t - n :, i] = frames
+                crops.append(((0, 0), 0))
         valid = np.zeros(t, bool)
         valid[t - n :] = True
         tokens = np.zeros((t, ACTION_SIZE), np.int64)
@@ -255,6 +301,15 @@ class WindowDataset(Dataset):
             mask[t - n :] = np.isfinite(logged)
             states[t - n :] = np.nan_to_num(logged)
             item.update(states=states, state_mask=mask)
+        if self.pixels is not None:
+            pixels = self.pixels[first : end + 1]  # (n, V, K, 2) full-frame pixels
+            keypoints = np.zeros((t, *pixels.shape[1:]), np.float32)  # (T, V, K, 2)
+            inside = np.zeros((t, *pixels.shape[1:3]), bool)  # (T, V, K)
+            for i, (offsets, margin) in enumerate(crops):
+                keypoints[t - n :, i], inside[t - n :, i] = crop_pixels(
+                    pixels[:, i], offsets, margin, size[:2]
+                )
+            item.update(keypoints=keypoints, keypoint_mask=inside)
         return item
 
 
@@ -279,11 +334,19 @@ class WindowConcat(ConcatDataset):
         return counts.most_common(1)[0][0] if counts else ""
 
 
-def concat_windows(caches: Sequence[FrameCache], **kwargs: Any) -> WindowConcat:
-    """One WindowDataset per cache (`kwargs` as WindowDataset takes them), each seeded by its global index."""
+def concat_windows(
+    caches: Sequence[FrameCache],
+    keypoints: Sequence[tuple[CameraGeometry, int] | None] | None = None,
+    **kwargs: Any,
+) -> WindowConcat:
+    """One WindowDataset per cache (`kwargs` as WindowDataset takes them, `keypoints` one per cache), each
+    seeded by its global index."""
     parts: list[WindowDataset] = []
-    for cache in caches:
-        parts.append(WindowDataset(cache, index_offset=sum(len(p) for p in parts), **kwargs))
+    for i, cache in enumerate(caches):
+        labels = keypoints[i] if keypoints is not None else None
+        parts.append(
+            WindowDataset(cache, index_offset=sum(len(p) for p in parts), keypoints=labels, **kwargs)
+        )
     return WindowConcat(parts)
 
 

@@ -24,6 +24,7 @@ from envs.spaces import CAMERA_NAMES
 from rt1_sim.data import frame_cache
 from rt1_sim.data.episodes import EPISODE_DIR, RESULTS_FILES, DatasetError
 from rt1_sim.data.frame_cache import INDEX_FILE, MappedFrames, cache_folder, open_frame_store
+from rt1_sim.data.keypoints import dataset_geometry
 from rt1_sim.data.windows import RandomCrop, WindowDataset, load_frame_cache
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import HashInstructionEncoder
@@ -52,6 +53,8 @@ def test_cache_gives_the_frames_and_windows_of_the_in_memory_path(dataset: Path)
     assert mapped.episodes == memory.episodes and mapped.instructions == memory.instructions
     np.testing.assert_array_equal(mapped.starts, memory.starts)
     np.testing.assert_array_equal(mapped.actions, memory.actions)
+    np.testing.assert_array_equal(mapped.states, memory.states)
+    np.testing.assert_array_equal(mapped.hands, memory.hands)
     for view in CAMERA_NAMES:
         assert mapped.frames[view].shape == memory.frames[view].shape
         np.testing.assert_array_equal(np.asarray(mapped.frames[view]), memory.frames[view])
@@ -62,6 +65,7 @@ def test_cache_gives_the_frames_and_windows_of_the_in_memory_path(dataset: Path)
         "instruction_encoder": HashInstructionEncoder(16),
         "augment": RandomCrop(SIZE, 28),
         "seed": 1,
+        "keypoints": (dataset_geometry(dataset), 3),
     }
     a, b = WindowDataset(mapped, **common), WindowDataset(memory, **common)
     assert len(a) == len(b)

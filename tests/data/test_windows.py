@@ -20,6 +20,7 @@ from rt1_sim.data.episodes import (
     list_episodes,
     read_episode,
 )
+from rt1_sim.data.keypoints import crop_pixels, dataset_geometry
 from rt1_sim.data.windows import (
     FrameCache,
     RandomCrop,
@@ -31,6 +32,7 @@ from rt1_sim.data.windows import (
 )
 from rt1_sim.model.action_tokenizer import ActionTokenizer
 from rt1_sim.model.instruction import HashInstructionEncoder
+from rt1_sim.preprocess import crop_and_resize
 
 T = 6
 SIZE = (96, 96)  # the tiny dataset's frames (the env's default)
@@ -183,3 +185,51 @@ def test_a_root_expands_to_its_panda_folders_and_not_their_frame_caches(tmp_path
         str(tmp_path / "root" / "Panda_stack"),
         *paths[1:],
     ]
+
+
+def test_crop_pixels_follow_a_point_through_crop_and_resize() -> None:
+    """A bright dot's centroid after `crop_and_resize` is where `crop_pixels` moves its full-frame pixel;
+    a point cropped away is masked."""
+    frame = np.zeros((1, 96, 96, 3), np.uint8)
+    frame[0, 60:63, 20:23] = 255  # centre (61.5, 21.5) in continuous pixel coordinates
+    for offsets in [(0, 0), (8, 3), (4, 8)]:
+        cropped = crop_and_resize(frame, *offsets, 8)[0, ..., 0].astype(float)
+        rows, cols = np.indices(cropped.shape) + 0.5
+        centroid = np.array([(rows * cropped).sum(), (cols * cropped).sum()]) / cropped.sum()
+        moved, inside = crop_pixels(np.array([[61.5, 21.5]]), offsets, 8, (96, 96))
+        assert inside.all() and np.abs(moved[0] - centroid).max() < 0.2, (offsets, moved, centroid)
+    _, inside = crop_pixels(np.array([[2.0, 50.0], [np.nan, np.nan]]), (8, 0), 8, (96, 96))
+    assert not inside.any()
+
+
+def test_keypoint_labels_sit_on_the_target_and_move_with_the_crop(
+    tiny_dataset: Path, cache: FrameCache
+) -> None:
+    """With keypoint labels, each window carries (T, V, K, 2) pixels and a mask that is False at padding. At
+    an episode's first frame the target's front-camera label sits on the object (its colour is not the
+    table's; PandaPick logs no goal, so the goal has no label), and a randomly cropped window's labels are the
+    plain window's moved by its crop."""
+    labels = (dataset_geometry(tiny_dataset), 3)
+    common = (cache, T, False, ActionTokenizer(256), HashInstructionEncoder(16))
+    plain = WindowDataset(*common, keypoints=labels)
+    crop = RandomCrop(SIZE, 88)
+    cropped = WindowDataset(*common, augment=crop, seed=3407, keypoints=labels)
+    front = CAMERA_NAMES.index("front")
+    for start in cache.starts[:-1]:
+        item = plain[int(start)]  # the window ending at the episode's first frame: T-1 steps of padding
+        assert item["keypoints"].shape == (T, len(CAMERA_NAMES), 3, 2)
+        assert not item["keypoint_mask"][:-1].any() and item["keypoint_mask"][-1, front, [0, 2]].all()
+        row, col = item["keypoints"][-1, front, 0].astype(int)
+        image = item["images"][-1, front].astype(float)
+        table = np.median(image[-10:].reshape(-1, 3), axis=0)  # the bottom rows show the table
+        assert np.abs(image[row - 1 : row + 2, col - 1 : col + 2].mean((0, 1)) - table).max() > 40
+    for index in (3, 10):
+        a, b = plain[index], cropped[index]
+        np.testing.assert_array_equal(a["images"][a["valid"]].shape, b["images"][b["valid"]].shape)
+        rng = np.random.default_rng((3407, 0, index))
+        for v in range(len(CAMERA_NAMES)):
+            offsets = crop.offsets(rng)
+            moved, inside = crop_pixels(a["keypoints"][:, v], offsets, crop.margin, SIZE)
+            keep = inside & a["keypoint_mask"][:, v]
+            np.testing.assert_array_equal(b["keypoint_mask"][:, v], keep)
+            np.testing.assert_allclose(b["keypoints"][:, v][keep], moved[keep], atol=1e-5)
