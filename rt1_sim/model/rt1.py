@@ -23,6 +23,7 @@ from torch import nn
 from envs.spaces import ACTION_SIZE, CAMERA_NAMES, PROPRIO_SIZES
 from rt1_sim.model.action_tokenizer import ActionTokenizer, action_table_rows
 from rt1_sim.model.film_efficientnet import FiLMEfficientNet
+from rt1_sim.model.keypoints import KeypointReadout
 from rt1_sim.model.presets import INFERENCE_CROPS, NetworkConfig
 from rt1_sim.model.token_learner import TokenLearner
 from rt1_sim.model.transformer import Transformer, action_read_positions, rt1_attention_mask
@@ -89,6 +90,14 @@ class RT1(nn.Module):
             else None
         )
         self.proprio_tokenizer = ProprioTokenizer(width) if using_proprioception else None
+        # Built only when asked for: a network without keypoint maps draws the same random numbers as before.
+        self.keypoints = (
+            KeypointReadout(
+                width, config.language_embedding_size, config.keypoint_maps, config.feature_map_size
+            )
+            if config.keypoint_maps
+            else None
+        )
 
         self.tokens_per_frame = len(self.cam_view) * config.tokens_per_image  # image tokens of one timestep
         self.context_tokens = self.tokens_per_frame + (len(PROPRIO_SIZES) if using_proprioception else 0)
@@ -142,9 +151,13 @@ class RT1(nn.Module):
         state.setdefault("instruction_gain", torch.ones_like(self.instruction_gain))
         return super().load_state_dict(state, strict=strict, assign=assign)
 
-    def encode_frames(self, images: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
+    def encode_frames(
+        self, images: torch.Tensor, instruction: torch.Tensor, return_maps: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """One frame per sample: images (N, V, 3, H, W) in [0, 1], instruction (N, E) -> tokens (N, V * n, D),
-        camera-major. Every camera of every sample goes through the encoder as one batch."""
+        camera-major (each camera's TokenLearner tokens, then its keypoint tokens). Every camera of every
+        sample goes through the encoder as one batch. `return_maps` (a network with keypoint maps): also the
+        maps' logits (N, V, K, h * w)."""
         n, v = images.shape[:2]
         expected = (len(self.cam_view), 3, self.config.image_height, self.config.image_width)
         if tuple(images.shape[1:]) != expected:
@@ -157,9 +170,19 @@ class RT1(nn.Module):
         context = instruction.repeat_interleave(v, dim=0)  # (N * V, E)
         features = self.image_encoder(images.flatten(0, 1), context)  # (N * V, D, h, w)
         tokens = features.flatten(2).transpose(1, 2)  # (N * V, h * w, D)
+        keypoints = maps = None
+        if self.keypoints is not None:
+            keypoints, maps = self.keypoints(tokens, context)  # (N * V, K, D), (N * V, K, h * w)
         if self.token_learner is not None:
             tokens = self.token_learner(tokens)  # (N * V, n, D)
-        return tokens.reshape(n, v * tokens.shape[1], -1)  # (N, V * n, D)
+        if keypoints is not None:
+            tokens = torch.cat([tokens, keypoints], dim=1)
+        tokens = tokens.reshape(n, v * tokens.shape[1], -1)  # (N, V * n, D)
+        if not return_maps:
+            return tokens
+        if maps is None:
+            raise ValueError("this network has no keypoint maps (network config keypoint_maps is 0)")
+        return tokens, maps.unflatten(0, (n, v))
 
     def _attention_mask(self, valid: torch.Tensor | None) -> torch.Tensor:
         """(1, L, L) paper mask, or (B, L, L) with keys of invalid timesteps removed. An invalid query attends
@@ -215,20 +238,27 @@ class RT1(nn.Module):
         return logits, loss
 
     def encode_window(
-        self, images: torch.Tensor, instruction: torch.Tensor, valid: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self,
+        images: torch.Tensor,
+        instruction: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        return_maps: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """images (B, T, V, 3, H, W), instruction (B, E), valid (B, T) -> frame tokens (B, T, V * n, D), zeros
-        at invalid steps (which are not encoded)."""
+        at invalid steps (which are not encoded); with `return_maps`, also the keypoint maps' logits
+        (B, T, V, K, h * w), zeros at invalid steps."""
         b, t = images.shape[:2]
         frames = images.flatten(0, 1)  # (B * T, V, 3, H, W)
         context = instruction.repeat_interleave(t, dim=0)  # (B * T, E)
-        if valid is None or bool(valid.all()):
-            tokens = self.encode_frames(frames, context)  # (B * T, V * n, D)
-        else:
-            keep = valid.flatten()  # (B * T,)
-            encoded = self.encode_frames(frames[keep], context[keep])  # (M, V * n, D)
-            tokens = encoded.new_zeros(b * t, *encoded.shape[1:]).index_put((keep,), encoded)
-        return tokens.view(b, t, *tokens.shape[1:])  # (B, T, V * n, D)
+        keep = None if valid is None or bool(valid.all()) else valid.flatten()  # (B * T,)
+        if keep is not None:
+            frames, context = frames[keep], context[keep]
+        encoded = self.encode_frames(frames, context, return_maps)  # (M, V * n, D)[, (M, V, K, P)]
+        outputs = encoded if return_maps else (encoded,)
+        if keep is not None:
+            outputs = tuple(x.new_zeros(b * t, *x.shape[1:]).index_put((keep,), x) for x in outputs)
+        outputs = tuple(x.view(b, t, *x.shape[1:]) for x in outputs)
+        return outputs if return_maps else outputs[0]
 
 
 def action_loss(

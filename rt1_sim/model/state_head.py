@@ -5,7 +5,8 @@ frame to say it outright: the position of the instruction's target object and of
 target should end up), both logged per frame by the simulator (`results_raw.csv`: `tar_obj_pose_x/y/z`,
 `goal_pos_x/y/z`). Its loss trains the image tokenizer (FiLM-EfficientNet + TokenLearner) to ground the
 instruction in the image; the policy never runs it, and checkpoints keep its weights apart from the model's
-(`RT1WithStateHead`), so a checkpoint trained with it is an ordinary RT-1 checkpoint.
+(`rt1_sim.model.auxiliary.RT1WithAuxiliaryLosses`), so a checkpoint trained with it is an ordinary RT-1
+checkpoint.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from rt1_sim.model.rt1 import RT1, action_loss
 
 STATE_NAMES = ("target", "goal")  # each an (x, y, z) position, metres
 STATE_SIZE = 3 * len(STATE_NAMES)
@@ -56,30 +55,3 @@ def state_loss(
     if not bool(mask.any()):
         return predicted.sum() * 0.0  # keeps the head in the graph (DDP expects every parameter used)
     return F.smooth_l1_loss(predicted[mask], head.standardise(states)[mask])
-
-
-class RT1WithStateHead(nn.Module):
-    """RT-1 and its training-only state head in one module (what DDP wraps): `forward` returns the logits,
-    the action loss and the state loss. `rt1` is the policy's network; `head` is saved apart."""
-
-    def __init__(self, rt1: RT1, head: StateHead) -> None:
-        super().__init__()
-        self.rt1 = rt1
-        self.head = head
-
-    def forward(
-        self,
-        images: torch.Tensor,
-        instruction: torch.Tensor,
-        valid: torch.Tensor,
-        target_tokens: torch.Tensor,
-        states: torch.Tensor,
-        state_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """As RT1.forward (no proprioception), plus states (B, T, S) metres and state_mask (B, T, S) bool."""
-        tokens = self.rt1.encode_window(images, instruction, valid)  # (B, T, N, D)
-        logits = self.rt1.forward_tokens(tokens, valid)
-        predicted = self.head(tokens)  # (B, T, S)
-        mask = state_mask & valid[..., None]
-        loss = action_loss(logits, target_tokens, valid)
-        return logits, loss, state_loss(predicted, states, mask, self.head)

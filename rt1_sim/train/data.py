@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from rt1_sim.config import TrainConfig
 from rt1_sim.data.episodes import DatasetError, expand_dataset_roots
 from rt1_sim.data.frame_cache import frame_loader
+from rt1_sim.data.keypoints import dataset_geometry
 from rt1_sim.data.sources import list_episodes
 from rt1_sim.data.windows import (
     CenterCrop,
@@ -127,10 +128,15 @@ def build_data(cfg: TrainConfig, source: str, job: Distributed) -> Data:
             val_caches.append(load_frames(val_ids))
             val_folders.append(folder.name)
     augment = RandomCrop(size, network.crop_size) if cfg.augment else None
-    train = concat_windows(train_caches, augment=augment, **common)
+    # Keypoint maps are trained on the positions the cameras of each folder's dataset saw.
+    labels = val_labels = None
+    if network.keypoint_maps:
+        labels = [(dataset_geometry(f), network.keypoint_maps) for f in folders]
+        val_labels = [label for label, (_, val_ids) in zip(labels, splits) if val_ids]
+    train = concat_windows(train_caches, keypoints=labels, augment=augment, **common)
     # Validation sees what the policy will: the centred crop where the checkpoints tell it to crop.
     crop = CenterCrop(network.crop_size) if cfg.inference_crop == "center" else None
-    val = concat_windows(val_caches, augment=crop, **common) if val_caches else None
+    val = concat_windows(val_caches, keypoints=val_labels, augment=crop, **common) if val_caches else None
     if len(train) == 0:
         raise ConfigError(
             f"{source}: the training episodes give no window (episodes of one frame with predicting_next_ts)"

@@ -110,14 +110,14 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
         for batch in make_loader(t.data.train, batches[done:], cfg, t.device, cfg.seed + epoch):
             batch = to_device(batch, t.device)
             t.freeze_batchnorm_if_due()
-            logits, loss, aux = train_step(t, batch)
+            logits, loss, aux, aux_keypoints = train_step(t, batch)
             state.step += 1
             done += 1
             lr = t.optimizer.param_groups[0]["lr"]  # the rate this step used
             if cfg.scheduler_configs.interval == "step":
                 t.scheduler.step(epoch + done / len(batches))
             hits, steps = token_hits(t.raw.tokenizer, logits.detach(), batch["tokens"], batch["valid"])
-            window.add(loss, hits, steps * hits.numel(), len(batch["valid"]), aux)
+            window.add(loss, hits, steps * hits.numel(), len(batch["valid"]), aux, aux_keypoints)
             bar.update(1)
             stopping = _max_steps_reached(t)
             # A row at every checkpoint too: a run resumed from it starts a new window, and its first row
@@ -136,19 +136,24 @@ def train_epoch(t: Trainer, epoch: int, batches: list[list[int]]) -> int:
 
 def train_step(
     t: Trainer, batch: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """One optimizer step on a batch: forward under autocast, backward (scaled for fp16), clip, step.
-    Returns (logits (B, T, A, vocab), action loss, state loss | None); the step minimises the action loss
-    plus the weighted state loss when the run has a state head."""
+    Returns (logits (B, T, A, vocab), action loss, state loss | None, keypoint loss | None); the step
+    minimises the action loss plus the weighted state loss (with a state head) and keypoint loss (with
+    keypoint maps)."""
     inputs = (batch["images"], batch["instruction"], batch["valid"])
-    aux = None
+    aux_state = aux_keypoints = None
     with t.autocast():
-        if t.head is None:
+        if not t.auxiliary:
             logits, loss = t.model(*inputs, None, batch["tokens"])
             total = loss
         else:
-            logits, loss, aux = t.model(*inputs, batch["tokens"], batch["states"], batch["state_mask"])
-            total = loss + t.state_weight() * aux
+            logits, loss, aux_state, aux_keypoints = t.model(*inputs, batch["tokens"], batch)
+            total = loss
+            if aux_state is not None:
+                total = total + t.state_weight() * aux_state
+            if aux_keypoints is not None:
+                total = total + t.cfg.keypoint_weight * aux_keypoints
     t.optimizer.zero_grad(set_to_none=True)
     t.scaler.scale(total).backward()
     t.scaler.unscale_(t.optimizer)  # clip the true gradients
@@ -156,7 +161,7 @@ def train_step(
         torch.nn.utils.clip_grad_norm_(t.parameters(), t.cfg.grad_clip_norm)
     t.scaler.step(t.optimizer)
     t.scaler.update()
-    return logits, loss, aux
+    return logits, loss, aux_state, aux_keypoints
 
 
 def mid_epoch_period(t: Trainer, epoch: int, done: int, total: int) -> float:

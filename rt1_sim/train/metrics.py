@@ -15,9 +15,10 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from envs.spaces import ACTION_TABLE, RESULTS_COLUMNS
+from envs.spaces import ACTION_TABLE, CAMERA_NAMES, RESULTS_COLUMNS
 from rt1_sim.distributed import Distributed
 from rt1_sim.files import disk_full_as_error
+from rt1_sim.model.keypoints import KEYPOINT_NAMES
 from rt1_sim.model.state_head import STATE_NAMES
 from rt1_sim.run_layout import METRICS_FILE, TENSORBOARD_DIR
 
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 
 # With the state head (aux_state_weight > 0): its validation error in metres per position, and its loss.
 STATE_COLUMNS = [f"val/state_error_m/{name}" for name in STATE_NAMES]
+# With keypoint maps: the distance between each map's expected pixel and its label, per camera and keypoint.
+KEYPOINT_COLUMNS = [
+    f"val/keypoint_error_px/{view}/{name}" for view in CAMERA_NAMES for name in KEYPOINT_NAMES
+]
 
 
 # Per-dimension names are the dataset's columns (ee_command_position_x, ...), per-block ones the table's.
@@ -34,10 +39,18 @@ VAL_COLUMNS = (
     + [f"val/token_acc/{c}" for c in RESULTS_COLUMNS]
     + [f"val/action_mae/{d.name}" for d in ACTION_TABLE]
     + STATE_COLUMNS
+    + KEYPOINT_COLUMNS
 )
 
 
-TRAIN_COLUMNS = ["train/loss", "train/token_acc", "train/lr", "train/samples_per_s", "train/state_loss"]
+TRAIN_COLUMNS = [
+    "train/loss",
+    "train/token_acc",
+    "train/lr",
+    "train/samples_per_s",
+    "train/state_loss",
+    "train/keypoint_loss",
+]
 
 
 EVAL_COLUMNS = ["eval/success_rate", "eval/ci95_low", "eval/ci95_high"]
@@ -92,19 +105,29 @@ class MetricWindow:
 
     def __init__(self, device: torch.device) -> None:
         self.sums = torch.zeros(
-            5, dtype=torch.float64, device=device
-        )  # loss (per step), hits, tokens, samples, state loss (per step)
+            6, dtype=torch.float64, device=device
+        )  # loss (per step), hits, tokens, samples, state loss, keypoint loss (per step)
         self.steps = 0
         self.start = time.perf_counter()
         self.has_aux = False
+        self.has_keypoints = False
 
     def add(
-        self, loss: torch.Tensor, hits: torch.Tensor, tokens: int, samples: int, aux: torch.Tensor | None
+        self,
+        loss: torch.Tensor,
+        hits: torch.Tensor,
+        tokens: int,
+        samples: int,
+        aux: torch.Tensor | None,
+        keypoints: torch.Tensor | None = None,
     ) -> None:
         self.sums[0] += loss.detach().double()
         if aux is not None:
             self.sums[4] += aux.detach().double()
             self.has_aux = True
+        if keypoints is not None:
+            self.sums[5] += keypoints.detach().double()
+            self.has_keypoints = True
         self.sums[1] += hits.sum()
         self.sums[2] += tokens
         self.sums[3] += samples
@@ -114,7 +137,7 @@ class MetricWindow:
         """Mean loss and token accuracy since the last call (all ranks), samples/s of the whole job."""
         if job.enabled:
             dist.all_reduce(self.sums)
-        loss, hits, tokens, samples, aux = self.sums.tolist()
+        loss, hits, tokens, samples, aux, keypoints = self.sums.tolist()
         out = {
             "train/loss": loss / (self.steps * job.world_size),
             "train/token_acc": hits / max(tokens, 1.0),
@@ -122,6 +145,8 @@ class MetricWindow:
         }
         if self.has_aux:
             out["train/state_loss"] = aux / (self.steps * job.world_size)
+        if self.has_keypoints:
+            out["train/keypoint_loss"] = keypoints / (self.steps * job.world_size)
         self.sums.zero_()
         self.steps = 0
         self.start = time.perf_counter()

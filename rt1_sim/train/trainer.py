@@ -18,8 +18,9 @@ import torch
 from rt1_sim.config import EvalConfig, TrainConfig
 from rt1_sim.distributed import Distributed
 from rt1_sim.errors import ConfigError
+from rt1_sim.model.auxiliary import RT1WithAuxiliaryLosses
 from rt1_sim.model.rt1 import RT1
-from rt1_sim.model.state_head import RT1WithStateHead, StateHead
+from rt1_sim.model.state_head import StateHead
 from rt1_sim.train.data import Data, build_data
 from rt1_sim.train.metrics import MetricsLog
 from rt1_sim.train.precise_bn import batchnorm_layers, precise_batchnorm
@@ -55,6 +56,12 @@ class Trainer:
     amp_dtype: torch.dtype | None
     suite: EvalConfig | None  # closed-loop evaluation suite
     head: StateHead | None = None  # the training-only state head (aux_state_weight > 0); `model` holds it too
+
+    @property
+    def auxiliary(self) -> bool:
+        """Whether `model` is RT1WithAuxiliaryLosses (a state head, keypoint maps, or both)."""
+        return self.head is not None or self.raw.keypoints is not None
+
     state: TrainState = field(default_factory=TrainState)
     run_dir: Path | None = None
     metrics_log: MetricsLog | None = None  # rank 0 only
@@ -174,7 +181,8 @@ def build(
     head, model = None, raw  # a run without the state head draws no random numbers for one
     if cfg.aux_state_weight > 0:
         head = StateHead(raw.tokens_per_frame, cfg.network.token_embedding_size_per_image).to(device)
-        model = RT1WithStateHead(raw, head)
+    if head is not None or raw.keypoints is not None:
+        model = RT1WithAuxiliaryLosses(raw, head)
     params = list(raw.parameters()) + (list(head.parameters()) if head is not None else [])
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = cfg.scheduler_configs

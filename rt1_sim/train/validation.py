@@ -16,6 +16,7 @@ from rt1_sim.config import TrainConfig
 from rt1_sim.data.windows import WindowConcat
 from rt1_sim.distributed import Distributed
 from rt1_sim.model.action_tokenizer import ActionTokenizer
+from rt1_sim.model.keypoints import KEYPOINT_NAMES, expected_pixels
 from rt1_sim.model.rt1 import RT1
 from rt1_sim.model.state_head import STATE_NAMES, StateHead
 from rt1_sim.train.data import make_loader, to_device
@@ -57,10 +58,18 @@ def validate(
     part_of = torch.as_tensor(np.searchsorted(dataset.cumulative_sizes, range(len(dataset)), side="right"))
     probes = torch.zeros(3, dtype=torch.float64, device=device)  # ce blank, ce other images, their steps
     errors = torch.zeros(2, len(STATE_NAMES), dtype=torch.float64, device=device)  # metres, steps
+    views, maps = len(cfg.cam_view), cfg.network.keypoint_maps
+    pixels = torch.zeros(2, views, maps, dtype=torch.float64, device=device)  # pixel error, labels
     for indices_in_batch, batch in zip(batches, make_loader(dataset, batches, cfg, device, cfg.seed)):
         batch = to_device(batch, device)
         with autocast():
-            tokens = model.encode_window(batch["images"], batch["instruction"], batch["valid"])
+            if maps:
+                tokens, keypoint_maps = model.encode_window(
+                    batch["images"], batch["instruction"], batch["valid"], return_maps=True
+                )
+                pixels += keypoint_errors(keypoint_maps, batch, cfg)
+            else:
+                tokens = model.encode_window(batch["images"], batch["instruction"], batch["valid"])
             logits = model.forward_tokens(tokens, batch["valid"])
             if head is not None:
                 errors += state_errors(head, tokens, batch)
@@ -80,6 +89,7 @@ def validate(
         dist.all_reduce(parts)
         dist.all_reduce(probes)
         dist.all_reduce(errors)
+        dist.all_reduce(pixels)
     model.train(was_training)
     steps = sums[1].item()
     if steps == 0:
@@ -95,7 +105,21 @@ def validate(
     for name, (metres, n) in zip(STATE_NAMES, errors.T.tolist()):
         if n > 0:
             metrics[f"val/state_error_m/{name}"] = metres / n
+    for v, view in enumerate(cfg.cam_view):
+        for k, name in enumerate(KEYPOINT_NAMES[:maps]):
+            if pixels[1, v, k] > 0:
+                metrics[f"val/keypoint_error_px/{view}/{name}"] = (pixels[0, v, k] / pixels[1, v, k]).item()
     return metrics, [ce / max(n, 1.0) / a for ce, n in parts.tolist()]
+
+
+def keypoint_errors(maps: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+    """(2, V, K): the summed pixel distance between each keypoint map's expected pixel (maps (B, T, V, K, P))
+    and its label, and the number of labels, per camera and keypoint."""
+    network = cfg.network
+    predicted = expected_pixels(maps, (network.image_height, network.image_width), network.feature_map_size)
+    mask = batch["keypoint_mask"] & batch["valid"][..., None, None]  # (B, T, V, K)
+    error = (predicted - batch["keypoints"]).norm(dim=-1) * mask  # (B, T, V, K)
+    return torch.stack([error.sum((0, 1)), mask.sum((0, 1))]).double()
 
 
 def state_errors(head: StateHead, tokens: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
