@@ -38,9 +38,8 @@ def test_the_multitask_recipe_trains_with_the_sentence_encoder_and_watches_every
     cfg = load_config(TrainConfig, REPO / "train_configs" / name)
     assert cfg.instruction_encoder == "use" and tuple(cfg.cam_view) == ("front", "wrist")
     assert cfg.data_path == "data/multitask" and cfg.checkpoint_every_steps > 0
-    assert cfg.precise_bn_batches > 0  # its moving averages cost the policy its sense of direction
-    assert cfg.freeze_batchnorm_at_step is not None  # then it trains as it acts, one frame at a time
-    assert cfg.augment and cfg.inference_crop == "center"  # the scale of its training crops
+    # target, goal and gripper maps: what took a 700-scene pick probe from 3 to 11 successes of 30
+    assert cfg.network.keypoint_maps == 3 and cfg.keypoint_weight > 0
     suite = load_config(EvalConfig, REPO / cfg.eval_config)
     assert suite.env_options.get("task", "mix") == "mix" and suite.policy.instruction == "given"
     validation = set(suite.seeds)
