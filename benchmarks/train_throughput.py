@@ -60,10 +60,13 @@ def synthetic_dataset(
         instructions=["pick up the red cube"] * args.episodes,
         episodes=list(range(args.episodes)),
         states=rng.uniform(-0.3, 0.7, (n, STATE_SIZE)).astype(np.float32),
+        hands=np.tile(np.float32([0.5, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0]), (n, 1)),  # hand above, pointing down
     )
     for view, array in frames.items():
         np.save(folder / f"{view}.npy", array)
-    store = FrameStore(folder, CAMERA_NAMES, cache.starts, cache.actions, cache.instructions, cache.states)
+    store = FrameStore(
+        folder, CAMERA_NAMES, cache.starts, cache.actions, cache.instructions, cache.states, cache.hands
+    )
     common = {
         "time_sequence_length": args.time_sequence_length,
         "predicting_next_ts": False,
