@@ -924,3 +924,25 @@ def test_state_weight_anneals_linearly_to_zero() -> None:
     assert t.state_weight() == 0.0
     t.cfg = TrainConfig(aux_state_weight=0.5)
     assert t.state_weight() == 0.5
+
+
+def test_a_checkpoint_written_before_a_network_field_existed_resumes() -> None:
+    """A checkpoint whose network record lacks fields added since (efficientnet_family, keypoint_maps) holds
+    the network their defaults build: resume accepts it; a config asking for another value is refused."""
+    import dataclasses
+
+    from rt1_sim.checkpoint import CheckpointError
+    from rt1_sim.model import RT1, checkpoint_state
+    from rt1_sim.model.instruction import encoder_settings, make_instruction_encoder
+    from rt1_sim.model.presets import get_preset
+    from rt1_sim.model.rt1 import model_config
+    from rt1_sim.train.checkpoints import check_compatible
+
+    config, encoder = get_preset("micro"), encoder_settings(make_instruction_encoder("hash", 512))
+    state = checkpoint_state(RT1(config), encoder)
+    for key in ("efficientnet_family", "keypoint_maps"):
+        del state["model_config"]["network"][key]
+    check_compatible(state, model_config(RT1(config), encoder), "old.pt")
+    other = model_config(RT1(dataclasses.replace(config, keypoint_maps=1)), encoder)
+    with pytest.raises(CheckpointError, match="another model than the config's"):
+        check_compatible(state, other, "old.pt")

@@ -42,6 +42,12 @@ def dataset_geometry(root: str | Path) -> CameraGeometry:
     (image_size, front_fov, wrist_fov); the env's defaults where it records none or has no such file."""
     path = Path(root) / COLLECT_CONFIG
     if not path.is_file():
+        log.warning(
+            "%s: no %s; keypoint labels assume the env's default cameras at %dx%d",
+            root,
+            COLLECT_CONFIG,
+            *DEFAULT_IMAGE_SIZE,
+        )
         return CameraGeometry()
     try:
         options = json.loads(path.read_text()).get("env_options") or {}

@@ -18,6 +18,7 @@ from rt1_sim.checkpoint import CheckpointError, check_action_table, save_checkpo
 from rt1_sim.config_loader import config_to_dict
 from rt1_sim.distributed import Distributed
 from rt1_sim.model.instruction import encoder_settings, recorded_encoder
+from rt1_sim.model.presets import NetworkConfig
 from rt1_sim.model.rt1 import checkpoint_state, model_config
 from rt1_sim.train.run_folder import load_resume_state
 from rt1_sim.train.trainer import Trainer, TrainState
@@ -54,6 +55,10 @@ def check_compatible(state: dict[str, Any], expected: dict[str, Any], path: str)
     """The checkpoint must hold the network this config builds, trained with today's action table."""
     check_action_table(state, path)
     saved = {**state["model_config"], "instruction_encoder": recorded_encoder(state["model_config"])}
+    if isinstance(saved.get("network"), dict):
+        # A network field added after the checkpoint was written has the value that builds the network it was
+        # (efficientnet_family "b", keypoint_maps 0): the field's default.
+        saved["network"] = {**NetworkConfig().to_dict(), **saved["network"]}
     keys = ("network", "cam_view", "time_sequence_length", "using_proprioception", "instruction_encoder")
     diff = [k for k in keys if saved.get(k) != expected[k]]
     if diff:

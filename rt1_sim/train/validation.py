@@ -89,7 +89,8 @@ def validate(
         dist.all_reduce(parts)
         dist.all_reduce(probes)
         dist.all_reduce(errors)
-        dist.all_reduce(pixels)
+        if maps:
+            dist.all_reduce(pixels)
     model.train(was_training)
     steps = sums[1].item()
     if steps == 0:
