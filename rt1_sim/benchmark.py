@@ -179,18 +179,30 @@ def _reusable(results_file: Path, config: EvalConfig, checkpoint_sha256: str | N
 
 
 def _example(out: Path, cell: Cell, row: dict[str, Any]) -> str:
-    """Re-run one episode with video (seed-exact, so it reproduces `row`); returns the video's path."""
+    """Re-run one episode with video (seed-exact, and told what the cell told it, so it reproduces `row`);
+    returns the video's path. A language ablation's instruction depends on the cell's other seeds
+    ("shuffled"), so the re-run is given the cell's instruction for this seed rather than recomputing it."""
     seed = row["seed"]
     config = cell.config
     folder = out / EXAMPLES_DIR / cell.folder / f"seed_{seed}"
     one = dataclasses.replace(config, episodes=1, seed_start=seed)
+    told = {seed: row["policy_instruction"]} if config.policy.instruction != "given" else None
     existing = _reusable(folder / RESULTS_FILE, one, _checkpoint_sha(config))
-    results = existing or evaluate(one, folder, video="all", progress=False, overwrite=True).results
+    if existing and existing["per_episode"][0].get("policy_instruction") != row.get("policy_instruction"):
+        existing = None  # written by a version that re-ran a shuffled episode with another instruction
+    results = (
+        existing or evaluate(one, folder, video="all", progress=False, overwrite=True, told=told).results
+    )
     again = results["per_episode"][0]
-    if again["success"] != row["success"] or again["steps"] != row["steps"]:
+    if (again["success"], again["steps"], again.get("policy_instruction")) != (
+        row["success"],
+        row["steps"],
+        row.get("policy_instruction"),
+    ):
         raise RuntimeError(
             f"{config.name} seed {seed}: the re-run with video ended differently "
-            f"(success {again['success']}, {again['steps']} steps vs {row['success']}, {row['steps']})"
+            f"(success {again['success']}, {again['steps']} steps, told {again.get('policy_instruction')!r} "
+            f"vs {row['success']}, {row['steps']}, told {row.get('policy_instruction')!r})"
         )
     return (folder / again["video"]).relative_to(out).as_posix()
 

@@ -190,6 +190,32 @@ def test_shuffled_instructions_always_differ_when_they_can():
     assert substitute_instructions("blank", [5], {}) == {5: ""}
 
 
+def test_a_shuffled_cells_example_is_told_what_the_cell_told_that_episode(tmp_path):
+    # Instructions differ between seeds here (the cube's colour is drawn per scene), so a shuffled episode is
+    # told another seed's instruction, which a one-episode re-run cannot compute on its own.
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    _write(
+        folder / "shuffled_instruction.json",
+        {
+            "name": "shuffled_instruction",
+            "seed_start": 7000,
+            "max_steps": 14,
+            "policy": {"instruction": "shuffled"},
+        },
+    )
+    manifest = {"splits": ["shuffled_instruction"], "families": ["random"], "family_option": "cube_color"}
+    _write(folder / bm.MANIFEST_FILE, {**manifest, "episodes_per_cell": 3, "family_seed_stride": 100})
+    out = tmp_path / "bench"
+    summary = bm.run_benchmark("scripted", out, folder, workers=1, progress=False)
+    cell = summary["cells"][0]
+    rows = {r["seed"]: r for r in json.loads((out / cell["results"]).read_text())["per_episode"]}
+    assert all(r["policy_instruction"] != r["instruction"] for r in rows.values())
+    example = out / cell["examples"]["success"]
+    again = json.loads((example.parent.parent / "results.json").read_text())["per_episode"][0]
+    assert again["policy_instruction"] == rows[again["seed"]]["policy_instruction"] != again["instruction"]
+
+
 def test_bad_manifest_and_options_are_one_clear_error(suites, tmp_path):
     manifest = json.loads((suites / bm.MANIFEST_FILE).read_text())
     _write(suites / bm.MANIFEST_FILE, {**manifest, "splitz": []})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -231,6 +231,7 @@ def evaluate(
     overrides: Sequence[str] = (),
     log_file: bool = False,
     envs_per_worker: int = DEFAULT_ENVS_PER_WORKER,
+    told: Mapping[int, str] | None = None,
 ) -> EvalReport:
     """Evaluate `config.policy` on the suite `config`, write the run folder `out`, return the report.
 
@@ -238,8 +239,10 @@ def evaluate(
     camera images upscaled `video_scale` times (0: auto); `record` is a new dataset folder that receives every
     episode in the IO layout. `out` and `record` must be new or empty unless `overwrite`. Every input is
     checked before anything is written; `overrides` (the `--set` texts) let an error name the override rather
-    than the suite file; `log_file` also logs to <out>/eval.log. Under torchrun every rank returns the same
-    report and rank 0 writes the files (`out` and `record` must then be shared folders).
+    than the suite file; `log_file` also logs to <out>/eval.log. `told` (seed -> instruction) fixes what the
+    policy is told instead of `config.policy.instruction`'s rule: a benchmark re-runs one episode of a
+    language-ablation suite with the instruction the whole suite gave it. Under torchrun every rank returns
+    the same report and rank 0 writes the files (`out` and `record` must then be shared folders).
     """
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
@@ -271,7 +274,7 @@ def evaluate(
         out=str(where.out),
         record=str(where.record) if where.record is not None else None,
         torch_threads=threads,
-        instructions=told_instructions(config, env_options),
+        instructions=dict(told) if told is not None else told_instructions(config, env_options),
         video_scale=video_scale,
         envs_per_worker=min(envs_per_worker, max(1, -(-len(seeds) // workers))),
     )
