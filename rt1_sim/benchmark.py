@@ -150,7 +150,7 @@ def check_cells(suites: Path, cells: list[Cell]) -> None:
 
 
 def resolve_benchmark_policy(name: str) -> str:
-    """`auto` is the bundled multi-task RT-1 (an error while rt1-sim ships none: a benchmark of the scripted
+    """`auto` is the bundled multi-task RT-1 (an error where that file is missing: a benchmark of the scripted
     expert under the RT-1's name would mislead); scripted, random and checkpoint paths pass through."""
     if name != "auto":
         return name
@@ -186,7 +186,7 @@ def _example(out: Path, cell: Cell, row: dict[str, Any]) -> str:
     config = cell.config
     folder = out / EXAMPLES_DIR / cell.folder / f"seed_{seed}"
     one = dataclasses.replace(config, episodes=1, seed_start=seed)
-    told = {seed: row["policy_instruction"]} if config.policy.instruction != "given" else None
+    told = {seed: row.get("policy_instruction", "")} if config.policy.instruction != "given" else None
     existing = _reusable(folder / RESULTS_FILE, one, _checkpoint_sha(config))
     if existing and existing["per_episode"][0].get("policy_instruction") != row.get("policy_instruction"):
         existing = None  # written by a version that re-ran a shuffled episode with another instruction

@@ -206,8 +206,7 @@ def test_auto_is_the_bundled_policy_of_the_suites_env() -> None:
     assert bundled_checkpoint("SomeoneElsesEnv-v0") is None
     assert ev.resolve_policy("auto", "SomeoneElsesEnv-v0") == ev.PolicyChoice("scripted")
     multitask = bundled_checkpoint("PandaTabletop-v0")
-    expected = ev.PolicyChoice("rt1", multitask) if multitask.is_file() else ev.PolicyChoice("scripted")
-    assert ev.resolve_policy("auto", "PandaTabletop-v0") == expected
+    assert ev.resolve_policy("auto", "PandaTabletop-v0") == ev.PolicyChoice("rt1", multitask)
 
 
 def test_torch_is_not_imported_for_scripted_or_random(tmp_path):

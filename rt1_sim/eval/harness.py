@@ -248,6 +248,8 @@ def evaluate(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if envs_per_worker < 1:
         raise ConfigError(f"--envs-per-worker must be >= 1, got {envs_per_worker}")
+    if told is not None and set(told) != set(config.seeds):
+        raise ValueError(f"told names seeds {sorted(told)}, the suite has {list(config.seeds)}")
     where = Outputs(Path(out), video, video_scale, Path(record) if record is not None else None, overwrite)
     source = str(config_file) if config_file is not None else "the EvalConfig defaults"
     job = launch_environment()
