@@ -17,6 +17,7 @@ from rt1_sim.model.action_tokenizer import action_table_rows
 from rt1_sim.model.presets import PRESETS, NetworkConfig
 from rt1_sim.policy import RT1Policy
 from rt1_sim.resources import EVAL_CONFIGS, TRAIN_CONFIGS, bundled_checkpoint, resource_path
+from rt1_sim.rollout import rollout
 
 MULTITASK_ENV_ID = "PandaTabletop-v0"
 BUNDLED_CHECKPOINT = bundled_checkpoint(MULTITASK_ENV_ID)
@@ -78,19 +79,17 @@ EXPECTED_ACTIONS: dict[str, list[list[float]]] = {
 
 
 def first_actions(policy: RT1Policy, family: str, steps: int = STEPS) -> tuple[str, list[np.ndarray]]:
-    """The policy driving `family`'s first `seen` scene for `steps` steps: (instruction, actions)."""
+    """The policy driving `family`'s first `seen` scene for `steps` steps (the evaluation's rollout loop):
+    (instruction, actions)."""
     env = PandaTabletopEnv(task=family)
+    actions: list[np.ndarray] = []
     try:
-        obs, info = env.reset(seed=SEEN_SEEDS[family])
-        policy.reset(info["instruction"])
-        actions = []
-        for _ in range(steps):
-            action = policy.act(obs)
-            actions.append(action)
-            obs, *_ = env.step(action)
+        episode = rollout(
+            env, policy, SEEN_SEEDS[family], steps, lambda _obs, _info, a: a is not None and actions.append(a)
+        )
     finally:
         env.close()
-    return info["instruction"], actions
+    return episode.instruction, actions
 
 
 @pytest.fixture(scope="module")
