@@ -116,8 +116,8 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, titl
     loss = axes[0][0]
     train = metrics.dropna(subset=["train/loss"])
     loss.plot(train["epoch"], train["train/loss"], lw=0.8, alpha=0.8, label="training loss")
-    if "val/loss" in metrics:
-        val = metrics.dropna(subset=["val/loss"])
+    val = metrics.dropna(subset=["val/loss"]) if "val/loss" in metrics else metrics.iloc[:0]
+    if not val.empty:  # validation runs at each period's end: none yet early in a long epoch
         loss.plot(val["epoch"], val["val/loss"], "o-", label="validation loss")
     loss.set(xlabel="epoch", ylabel="cross-entropy per action token", yscale="log")
     loss.grid(alpha=0.3)

@@ -212,8 +212,10 @@ def test_a_shuffled_cells_example_is_told_what_the_cell_told_that_episode(tmp_pa
     rows = {r["seed"]: r for r in json.loads((out / cell["results"]).read_text())["per_episode"]}
     assert all(r["policy_instruction"] != r["instruction"] for r in rows.values())
     example = out / cell["examples"]["success"]
-    again = json.loads((example.parent.parent / "results.json").read_text())["per_episode"][0]
+    rerun = json.loads((example.parent.parent / "results.json").read_text())
+    again = rerun["per_episode"][0]
     assert again["policy_instruction"] == rows[again["seed"]]["policy_instruction"] != again["instruction"]
+    assert rerun["policy"]["told"] == {str(again["seed"]): again["policy_instruction"]}  # on record
 
 
 def test_bad_manifest_and_options_are_one_clear_error(suites, tmp_path):

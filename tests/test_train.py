@@ -756,7 +756,10 @@ def test_a_list_of_folders_resumes_exactly_and_bad_entries_are_one_error(
 
 
 def test_mid_epoch_evaluations_of_a_multitask_suite_give_a_per_family_curve(
-    tiny_tabletop_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tiny_tabletop_root: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """eval_every_steps evaluates checkpoint_last inside the epoch (fractional epoch folders); a mix suite's
     results are logged and plotted per task family."""
@@ -790,9 +793,14 @@ def test_mid_epoch_evaluations_of_a_multitask_suite_give_a_per_family_curve(
     curve = family_success(tmp_path / "mt")
     assert len(curve) > 2 and set(curve["family"]) <= set(FAMILIES)
     assert (curve.groupby("epoch")["episodes"].sum() == 6).all()  # every episode counted once per evaluation
+    closed = []
+    monkeypatch.setattr("matplotlib.pyplot.close", closed.append)  # keep the figure to read its legends
     png = plot_learning_curve(tmp_path / "mt")
     with Image.open(png) as image:
         assert image.size[0] > 3.5 * image.size[1]  # three panels: loss, success, success per family
+    (loss_panel, *_) = closed[0].axes
+    assert "val/loss" not in metrics or metrics["val/loss"].isna().all()  # no validation yet in this run
+    assert [t.get_text() for t in loss_panel.get_legend().get_texts()] == ["training loss"]
 
 
 def test_instruction_standardize_centres_the_film_context_on_the_training_instructions(

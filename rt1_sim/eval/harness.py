@@ -294,6 +294,8 @@ def evaluate(
         outcomes.sort(key=lambda o: o["row"]["seed"])
         rows = [o["row"] for o in outcomes]
         results = build_results(config, source, choice, rows, ranges, max_steps)
+        if told is not None:  # the suite's instruction rule was overridden: say with what
+            results["policy"]["told"] = {str(seed): told[seed] for seed in sorted(told)}
         results["timing"] = timing(
             outcomes, wall, workers, job.world_size, threads, episode_job.envs_per_worker
         )
